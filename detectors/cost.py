@@ -1,0 +1,176 @@
+"""Cost signals: cost and tokens per record, cost per run, spend per hour, monthly budget.
+
+* ``spend_usd`` / ``tokens``: winsorised Gaussian CUSUM on the mean per priced record
+  (costs are log-normal-ish; rollups carry sums, not sums of logs, so the clip stands in
+  for the log transform). Rising is bad.
+* ``cost_per_run``: spend / runs over the window against the learned ratio; WARN above
+  ``1 + rate_rel_shift`` times the baseline (a plain ratio rule, not ARL-calibrated).
+* Spend per hour: the last complete hour against the same hour-of-week (robust z,
+  median/MAD), falling back to all past hours until three weeks of history exist.
+* Budget: month-to-date spend plus the last 24 h rate times the hours left in the month.
+
+Example:
+    >>> from detectors.config import DetectionConfig
+    >>> from detectors.family import WorkflowInput
+    >>> from detectors.types import Rollup
+    >>> spend = [Rollup("wf", "spend_usd", 3600 * h, 10, sum=5.0) for h in range(48)]
+    >>> cfg = DetectionConfig(budgets_usd={"wf": 100.0})
+    >>> fs, _ = evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, 48 * 3600.0))
+    >>> [(f.detector, f.status.value) for f in fs if f.detector != "cusum"]
+    [('hourly_robust_z', 'ok'), ('budget_projection', 'critical')]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from detectors import signals as sig
+from detectors.family import States, WorkflowInput, run_specs
+from detectors.sequential import SignalSpec, iso_window
+from detectors.stats.robust import month_bounds, project_monthly_spend, seasonal_robust_z
+from detectors.types import Finding, Status
+
+SPECS: Final = (
+    SignalSpec(sig.SPEND_USD, "mean", "up", robust=True),
+    SignalSpec(sig.TOKENS, "mean", "up", robust=True),
+)
+COST_PER_RUN: Final = "cost_per_run"
+SIGNALS: Final = frozenset({sig.SPEND_USD, sig.TOKENS, sig.UNPRICED})
+_KEEP_HOURS: Final = 5 * 168  # five weeks of hourly spend for the same-hour-of-week baseline
+_MIN_HOURS: Final = 24
+# A flat history (MAD 0) would turn a cent into an infinite z: floor the scale at 5 % of
+# the median hourly spend, and at one cent.
+_REL_SCALE_FLOOR: Final = 0.05
+_ABS_SCALE_FLOOR: Final = 0.01
+
+
+def _finding(inp: WorkflowInput, signal: str, detector: str, **kw: Any) -> Finding:
+    return Finding(inp.workflow, signal, detector, kw.pop("status", Status.UNKNOWN), **kw)
+
+
+def _cost_per_run(inp: WorkflowInput) -> tuple[Finding, dict[str, Any]]:
+    cfg, now = inp.config, inp.now
+    state = dict(inp.states.get((COST_PER_RUN, "ratio"), {}))
+    window = [w for w in state.get("window", []) if w[0] >= now - cfg.window_s]
+    # runs and spend of one bucket must land on the same side of the learning cut-off
+    per_bucket: dict[int, list[float]] = {}
+    for r in inp.rollups.get(sig.RUNS, ()):
+        per_bucket.setdefault(r.bucket, [0.0, 0.0])[0] += r.count
+    for r in inp.rollups.get(sig.SPEND_USD, ()):
+        per_bucket.setdefault(r.bucket, [0.0, 0.0])[1] += r.sum
+    learned = state.get("learned")  # [runs, spend] once complete
+    learning = state.get("learning", [0, 0.0])
+    for bucket in sorted(per_bucket):
+        runs_n, usd = per_bucket[bucket]
+        if learned is None:
+            learning = [learning[0] + runs_n, learning[1] + usd]
+            if learning[0] >= cfg.learn_mean_obs:
+                learned, learning = learning, [0, 0.0]
+        elif bucket >= now - cfg.window_s:
+            window.append([bucket, runs_n, usd])
+    state.update({"window": window, "learning": learning, "learned": learned})
+    runs = sum(int(w[1]) for w in window)
+    spend = sum(float(w[2]) for w in window)
+    f = _finding(
+        inp,
+        COST_PER_RUN,
+        "ratio",
+        value=spend / runs if runs else None,
+        window=iso_window(now - cfg.window_s, now),
+        samples=runs,
+        evidence={"detector": "ratio_threshold", "rel_shift": cfg.rate_rel_shift},
+    )
+    if learned is None or not runs:
+        f.evidence["reason"] = "learning baseline" if learned is None else "no runs in window"
+        return f, state
+    f.baseline = learned[1] / learned[0]
+    f.threshold = f.baseline * (1 + cfg.rate_rel_shift)
+    f.statistic = f.value
+    f.status = Status.WARN if (f.value or 0.0) > f.threshold else Status.OK
+    return f, state
+
+
+def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, float]]:
+    now = inp.now
+    state = dict(inp.states.get((sig.SPEND_USD, "hourly_robust_z"), {}))
+    hours = {int(h): float(v) for h, v in state.get("hours", {}).items()}
+    for r in inp.rollups.get(sig.SPEND_USD, ()):
+        h = r.bucket - r.bucket % 3600
+        hours[h] = hours.get(h, 0.0) + r.sum
+    current = int(now - now % 3600)
+    hours = {h: v for h, v in hours.items() if h >= current - _KEEP_HOURS * 3600}
+    state["hours"] = {str(h): v for h, v in hours.items()}
+    last = current - 3600
+    f = _finding(
+        inp,
+        sig.SPEND_USD,
+        "hourly_robust_z",
+        window=iso_window(last, current),
+        evidence={"detector": "seasonal_robust_z", "z_warn": inp.config.spend_z_warn},
+    )
+    if not hours:
+        f.evidence["reason"] = "no spend recorded"
+        return f, state, hours
+    # Missing hours after the first recorded one had no spend: count them as 0.
+    first = min(hours)
+    history = [(float(h), hours.get(h, 0.0)) for h in range(first, last, 3600)]
+    f.value = hours.get(last, 0.0)
+    f.samples = len(history)
+    if len(history) < _MIN_HOURS:
+        f.evidence["reason"] = f"need {_MIN_HOURS} past hours, have {len(history)}"
+        return f, state, hours
+    median = sorted(v for _, v in history)[len(history) // 2]
+    floor = max(_REL_SCALE_FLOOR * median, _ABS_SCALE_FLOOR)
+    score = seasonal_robust_z(last, f.value, history, min_scale=floor)
+    f.baseline, f.statistic, f.threshold = score.baseline, score.z, inp.config.spend_z_warn
+    f.evidence.update({"seasonal": score.seasonal, "scale": score.scale})
+    f.status = Status.WARN if score.z >= inp.config.spend_z_warn else Status.OK
+    return f, state, hours
+
+
+def _budget(inp: WorkflowInput, hours: dict[int, float]) -> tuple[Finding, dict[str, Any]]:
+    budget = inp.config.budgets_usd[inp.workflow]
+    start, end = month_bounds(inp.now)
+    state = dict(inp.states.get((sig.SPEND_USD, "budget_projection"), {}))
+    if state.get("month") != start:
+        state = {"month": start, "spent": 0.0}
+    state["spent"] += sum(r.sum for r in inp.rollups.get(sig.SPEND_USD, ()) if r.bucket >= start)
+    current = int(inp.now - inp.now % 3600)
+    last_day = sum(v for h, v in hours.items() if current - 24 * 3600 <= h < current)
+    projected = project_monthly_spend(state["spent"], last_day / 24, max(0.0, end - inp.now) / 3600)
+    f = _finding(
+        inp,
+        sig.SPEND_USD,
+        "budget_projection",
+        value=projected,
+        baseline=budget,
+        statistic=projected / budget,
+        threshold=1.0,
+        window=iso_window(start, end),
+        samples=len(hours),
+        evidence={"detector": "budget_projection", "spent": state["spent"], "budget": budget},
+    )
+    if not hours and state["spent"] == 0.0:
+        f.evidence["reason"] = "no spend recorded"
+    elif state["spent"] > budget:
+        f.status = Status.CRITICAL
+    else:
+        f.status = Status.WARN if projected > budget else Status.OK
+    return f, state
+
+
+def evaluate(inp: WorkflowInput) -> tuple[list[Finding], States]:
+    findings, states = run_specs(inp, SPECS)
+    if inp.signals([sig.SPEND_USD]) and (inp.signals([sig.RUNS]) or inp.signals([COST_PER_RUN])):
+        f, s = _cost_per_run(inp)
+        findings.append(f)
+        states[(COST_PER_RUN, "ratio")] = s
+    if inp.signals([sig.SPEND_USD]):
+        f, s, hours = _hourly(inp)
+        findings.append(f)
+        states[(sig.SPEND_USD, "hourly_robust_z")] = s
+        if inp.workflow in inp.config.budgets_usd:
+            f, s = _budget(inp, hours)
+            findings.append(f)
+            states[(sig.SPEND_USD, "budget_projection")] = s
+    return findings, states

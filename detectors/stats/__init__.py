@@ -1,0 +1,15 @@
+"""Sequential and window statistics used by the signal families (pure functions)."""
+
+from detectors.stats.calibration import bernoulli_lattice, gaussian_threshold
+from detectors.stats.cusum import BernoulliCusum, GaussianCusum, WinsorisedGaussianCusum
+from detectors.stats.two_sided import TwoSidedCusum, detector_from_dict
+
+__all__ = [
+    "BernoulliCusum",
+    "GaussianCusum",
+    "TwoSidedCusum",
+    "WinsorisedGaussianCusum",
+    "bernoulli_lattice",
+    "detector_from_dict",
+    "gaussian_threshold",
+]

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): ingest, reads, switches, OFREP, Alertmanager webhook, metrics."""

@@ -1,0 +1,68 @@
+"""The application factory: one FastAPI app wired to a store, metrics and settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+
+from monitor import __version__
+from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
+from monitor.api.switches import switch_hook
+from monitor.findings_metrics import FindingsCollector
+from monitor.ingest import IngestService
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.store import Store
+
+Hook = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
+    hooks: list[Hook] | None = None,
+) -> FastAPI:
+    """Build the app. ``hooks`` are async context managers entered for the app's lifetime
+    (the scheduler and the notifier use them), after the store is ready."""
+    store = store or Store(settings.database_url)
+    metrics = metrics or Metrics(max_workflows=settings.max_workflows)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from contextlib import AsyncExitStack
+
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(switch_hook(app))
+            for hook in hooks or []:
+                await stack.enter_async_context(hook(app))
+            yield
+
+    app = FastAPI(
+        title="driftwarden",
+        version=__version__,
+        summary="Monitoring, drift detection and kill switches for AI workflows",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.file_config = settings.load_file()
+    app.state.store = store
+    app.state.metrics = metrics
+    app.state.ingest = IngestService(store, metrics)
+    app.state.ingest_limiter = anyio.CapacityLimiter(settings.ingest_concurrency)
+    budgets = {
+        wf: cfg.monthly_budget_usd
+        for wf, cfg in app.state.file_config.workflows.items()
+        if cfg.monthly_budget_usd
+    }
+    metrics.registry.register(FindingsCollector(store, budgets))
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(ingest.router)
+    for module in (otlp, findings, switches, ofrep, alertmanager):
+        app.include_router(module.router)
+    return app

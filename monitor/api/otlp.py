@@ -1,0 +1,168 @@
+"""POST /v1/traces: the OTLP/HTTP traces receiver (protobuf or JSON, gzip allowed).
+
+Status codes follow the OTLP spec so that exporters retry exactly when they should:
+200 (with ``partial_success`` only when spans were rejected), 400 undecodable (never
+retried), 413 too large, 415 other content types, 429 (concurrency limit reached) and 503
+(store down) with Retry-After (retried). Error bodies are ``google.rpc.Status`` in the
+request's content type. Decoding and mapping run in a worker thread so the event loop
+keeps answering health checks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Final
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import State
+
+from collectors.otlp import (
+    JSON,
+    OtlpError,
+    decode_request,
+    encode_response,
+    encode_status,
+    iter_spans,
+)
+from collectors.otlp import media_type as otlp_media_type
+from collectors.otlp_mapping import MappingOptions, MappingResult, map_spans
+from monitor.api.auth import check
+from monitor.api.body import read_body
+from monitor.api.errors import RETRY_AFTER_S, ApiError
+from monitor.ingest import IngestService
+from monitor.settings import Settings
+from monitor.store import StoreUnavailable
+
+router = APIRouter()
+
+DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+BUSY_RETRY_AFTER_S: Final = 1
+# google.rpc.Code values for the Status body
+_CODES: Final = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+class _Gate:
+    """Admission control: at most ``limit`` requests in flight; the next one gets a 429.
+
+    A counter is enough: it is only touched on the event loop, between awaits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def try_enter(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def leave(self) -> None:
+        self.active -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpConfig:
+    options: MappingOptions
+    max_body_bytes: int
+    concurrency: int
+
+
+def config_from_settings(settings: Settings) -> OtlpConfig:
+    """The receiver's configuration from ``otlp_<option>`` settings fields, when declared.
+
+    Every ``MappingOptions`` field can be set as ``otlp_<field>`` (e.g. ``otlp_select``);
+    ``otlp_max_body_bytes`` and ``otlp_concurrency`` bound the receiver itself.
+    """
+    overrides = {
+        f.name: getattr(settings, f"otlp_{f.name}")
+        for f in fields(MappingOptions)
+        if hasattr(settings, f"otlp_{f.name}")
+    }
+    return OtlpConfig(
+        options=MappingOptions(**overrides),
+        max_body_bytes=int(getattr(settings, "otlp_max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        concurrency=int(getattr(settings, "otlp_concurrency", None) or settings.ingest_concurrency),
+    )
+
+
+def _state(state: State, settings: Settings) -> tuple[OtlpConfig, _Gate]:
+    if getattr(state, "otlp_gate", None) is None:
+        config = config_from_settings(settings)
+        state.otlp_config = config
+        state.otlp_gate = _Gate(config.concurrency)
+    return state.otlp_config, state.otlp_gate
+
+
+def _reply(kind: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = encode_status(kind, message, _CODES.get(status, 2))
+    return Response(body, status_code=status, media_type=kind, headers=headers)
+
+
+def _decode_and_map(
+    body: bytes, kind: str, options: MappingOptions, received: float
+) -> MappingResult:
+    return map_spans(iter_spans(decode_request(body, kind)), options, received)
+
+
+@router.post("/v1/traces", summary="OTLP/HTTP traces", response_model=None)
+async def post_traces(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    service: IngestService = request.app.state.ingest
+    try:
+        kind = otlp_media_type(request.headers.get("content-type"))
+    except OtlpError as err:
+        service.reject("unsupported_media_type")
+        return _reply(JSON, err.status, err.message)
+    try:
+        check(settings, request, "ingest")
+    except ApiError as err:
+        return _reply(kind, err.status, str(err.detail), err.headers)
+    config, gate = _state(request.app.state, settings)
+    if not gate.try_enter():
+        service.reject("overloaded")
+        return _reply(
+            kind,
+            429,
+            "too many concurrent exports; retry later",
+            {"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+    try:
+        return await _export(request, service, config, kind)
+    finally:
+        gate.leave()
+
+
+async def _export(
+    request: Request, service: IngestService, config: OtlpConfig, kind: str
+) -> Response:
+    try:
+        body = await read_body(request, config.max_body_bytes)
+    except ApiError as err:
+        service.reject(err.error)
+        return _reply(kind, err.status, str(err.detail))
+    received = time.time()
+    limiter: anyio.CapacityLimiter = request.app.state.ingest_limiter
+    try:
+        mapped: MappingResult = await anyio.to_thread.run_sync(
+            _decode_and_map, body, kind, config.options, received, limiter=limiter
+        )
+    except OtlpError as err:
+        service.reject("unparseable")
+        return _reply(kind, err.status, err.message)
+    if mapped.rejected:
+        service.reject("validation", len(mapped.rejected))
+    try:
+        await anyio.to_thread.run_sync(service.ingest, mapped.events, received, limiter=limiter)
+    except StoreUnavailable:
+        return _reply(
+            kind,
+            503,
+            "the store is unavailable; retry later",
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
+    body_out = encode_response(kind, len(mapped.rejected), mapped.error_message())
+    return Response(body_out, status_code=200, media_type=kind)

@@ -1,0 +1,107 @@
+"""Starting the daemon: store checks, background tasks (tailers, demo feeder, detection)."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from monitor.settings import Settings
+from monitor.store import Store, StoreUnavailable
+from monitor.store.migrate import current_revision, head_revision, upgrade
+
+log = structlog.get_logger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon must not start; the message says what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, insecure: bool) -> None:
+    if settings.has_tokens or is_loopback(settings.host) or insecure:
+        return
+    raise StartupError(
+        f"refusing to listen on {settings.host} with no tokens configured: anyone who can "
+        "reach it could ingest data and flip kill switches. Set DRIFTWARDEN_INGEST_TOKENS, "
+        "DRIFTWARDEN_READ_TOKENS and DRIFTWARDEN_CONTROL_TOKENS, or pass --insecure."
+    )
+
+
+def prepare_store(store: Store, migrate: bool | None) -> None:
+    """Migrate (default on SQLite) or check that the schema is current."""
+    try:
+        if migrate if migrate is not None else store.dialect == "sqlite":
+            upgrade(store)
+            return
+        current, head = current_revision(store), head_revision()
+    except StoreUnavailable as err:
+        raise StartupError(f"cannot reach the database: {err}") from None
+    if current != head:
+        raise StartupError(
+            f"database schema is at {current or 'nothing'}, this version needs {head}: "
+            "run `driftwarden db upgrade` (or start with --migrate)"
+        )
+
+
+Task = Callable[[threading.Event], None]
+
+
+def thread_hook(
+    name: str, make_task: Callable[[FastAPI], Task]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    """An app hook that runs ``make_task(app)(stop_event)`` in a thread for the app's life."""
+
+    @asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        target = make_task(app)
+        thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+        thread.start()
+        log.info("background task started", task=name)
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    return hook
+
+
+def demo_feeder(app_state: Any, seed: int = 0, drift_after_s: float = 600.0) -> Task:
+    """Feed simulated traffic straight into the ingest service, once a second."""
+    from monitor.demo import Simulator
+    from monitor.events import EventError, convert_event
+
+    def run(stop: threading.Event) -> None:
+        sim = Simulator(seed=seed, drift_after_s=drift_after_s)
+        last = time.time()
+        while not stop.wait(1.0):
+            now = time.time()
+            events = []
+            for raw in sim.events_between(last, now):
+                try:
+                    events.append(convert_event(raw))
+                except EventError as err:  # pragma: no cover - the simulator emits valid events
+                    log.error("demo produced an invalid event", error=str(err))
+            last = now
+            try:
+                app_state.ingest.ingest(events)
+            except StoreUnavailable:
+                log.warning("demo: store unavailable, dropping one second of demo traffic")
+
+    return run

@@ -1,0 +1,285 @@
+"""The detection scheduler: one leader runs a pass every ``detect_interval`` seconds.
+
+A pass = load new rollups and saved states -> ``detectors.engine.run_pass`` -> persist
+findings, states and watermark atomically -> policies (which may trip switches).
+
+Leadership: on PostgreSQL a session-level advisory lock held on a dedicated connection;
+when the leader dies its session ends, the lock is released and another daemon takes over
+at its next tick (within two intervals). On SQLite an exclusive ``flock`` on a file next to
+the database plays the same role for several processes on one host.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from detectors.config import DeclaredBaseline, DetectionConfig
+from detectors.engine import run_pass
+from detectors.types import Finding, Rollup
+from monitor import detection_store as ds
+from monitor.settings import FileConfig, Settings
+from monitor.store import Store, StoreUnavailable
+from monitor.store.retention import compact_rollups
+
+log = structlog.get_logger(__name__)
+ADVISORY_KEY: Final = 0x64726966  # "drif": one detection leader per database
+MAX_ROWS_PER_CHUNK: Final = 200_000
+COMPACT_EVERY: Final = 20  # passes
+# friendly names accepted in the config file for the rollup signal names
+SIGNAL_ALIASES: Final = {
+    "edit_rate": "edited",
+    "rejection_rate": "rejected",
+    "approval_rate": "approved",
+    "error_rate": "errors",
+    "timeout_rate": "timeouts",
+    "retry_rate": "retries",
+    "validation_failure_rate": "validation_failed",
+    "escalation_rate": "escalated",
+}
+
+
+def build_config(settings: Settings, file_config: FileConfig) -> DetectionConfig:
+    declared: dict[tuple[str, str], DeclaredBaseline] = {}
+    budgets: dict[str, float] = {}
+    for wf, cfg in file_config.workflows.items():
+        for name, value in cfg.baseline.items():
+            signal = SIGNAL_ALIASES.get(name, name)
+            sd = cfg.baseline_sd.get(name, cfg.baseline_sd.get(signal))
+            declared[(wf, signal)] = DeclaredBaseline(value, sd)
+        if cfg.monthly_budget_usd:
+            budgets[wf] = cfg.monthly_budget_usd
+    return DetectionConfig(arl0=settings.arl0, declared=declared, budgets_usd=budgets)
+
+
+def _window(spec: str) -> tuple[float, float]:
+    start, end = (dt.datetime.fromisoformat(part.strip()) for part in spec.split("/"))
+    start, end = (p if p.tzinfo else p.replace(tzinfo=dt.UTC) for p in (start, end))
+    return start.timestamp(), end.timestamp()
+
+
+@dataclass(slots=True)
+class PassResult:
+    findings: list[Finding]
+    rollups_read: int
+    watermark: int
+    seconds: float
+
+
+@dataclass
+class Detection:
+    """Runs passes against a store. Not thread-safe: one pass at a time."""
+
+    store: Store
+    settings: Settings
+    file_config: FileConfig
+    listeners: list[Callable[[list[Finding], float], None]] = field(default_factory=list)
+    passes: int = 0
+    _windows: dict[str, dict[str, list[Rollup]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.config = build_config(self.settings, self.file_config)
+
+    def _baseline_windows(self) -> dict[tuple[str, str], list[Rollup]]:
+        out: dict[tuple[str, str], list[Rollup]] = {}
+        for wf, cfg in self.file_config.workflows.items():
+            if cfg.baseline_window is None:
+                continue
+            if wf not in self._windows:
+                start, end = _window(cfg.baseline_window)
+                self._windows[wf] = ds.load_window(self.store, wf, start, end)
+            for signal, rows in self._windows[wf].items():
+                out[(wf, signal)] = rows
+        return out
+
+    def run_once(self, now: float | None = None, persist: bool = True) -> PassResult:
+        started = time.perf_counter()
+        now = time.time() if now is None else now
+        states, watermark = ds.load_states(self.store)
+        versions = ds.load_versions(self.store)
+        users = ds.load_active_users(self.store, now)
+        windows = self._baseline_windows()
+        read = 0
+        findings: list[Finding] = []
+        while True:
+            chunk = ds.load_new_rollups(self.store, watermark, MAX_ROWS_PER_CHUNK)
+            size = sum(len(v) for v in chunk.rollups.values())
+            read += size
+            findings, states = run_pass(
+                chunk.rollups,
+                states,
+                self.config,
+                now,
+                model_versions=versions,
+                active_users=users,
+                baseline_rollups=windows,
+            )
+            watermark = chunk.watermark
+            if size < MAX_ROWS_PER_CHUNK:
+                break
+        if persist:
+            ds.save_pass(self.store, findings, states, watermark, now)
+            self.passes += 1
+            if self.passes % COMPACT_EVERY == 0:
+                compact_rollups(self.store, watermark)
+            for listener in self.listeners:
+                listener(findings, now)
+        return PassResult(findings, read, watermark, time.perf_counter() - started)
+
+
+class Leadership:
+    """Who may run detection: the holder of a PostgreSQL advisory lock or a file lock."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: Any = None
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None or self._fd is not None
+
+    def acquire(self) -> bool:
+        try:
+            return (
+                self._acquire_pg() if self.store.dialect == "postgresql" else self._acquire_file()
+            )
+        except Exception as err:
+            log.warning("leadership check failed", error=str(err))
+            self.release()
+            return False
+
+    def _acquire_pg(self) -> bool:
+        if self._conn is not None:
+            try:  # still alive? the lock lives exactly as long as this session
+                self._conn.exec_driver_sql("SELECT 1")
+                return True
+            except Exception:
+                self.release()
+        conn = self.store.engine.connect()
+        got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({ADVISORY_KEY})").scalar()
+        conn.commit()
+        if got:
+            self._conn = conn
+            log.info("became detection leader", store="postgresql")
+            return True
+        conn.close()
+        return False
+
+    def _acquire_file(self) -> bool:
+        if self._fd is not None:
+            return True
+        database = make_url(self.store.url).database or "memory"
+        path = f"{database}.leader" if database not in ("", ":memory:", "memory") else None
+        if path is None:
+            self._fd = -1  # an in-memory database belongs to this process alone
+            return True
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        log.info("became detection leader", store="sqlite", lock=path)
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            # invalidate, not close: closing would return the session (and its lock) to the
+            # pool; a dead connection has released the lock already
+            with suppress(Exception):
+                self._conn.invalidate()
+            self._conn = None
+        if self._fd is not None:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._fd = None
+
+
+class DetectionLoop:
+    """Ties Detection, Leadership and policies together for one daemon."""
+
+    def __init__(self, detection: Detection, leadership: Leadership) -> None:
+        self.detection = detection
+        self.leadership = leadership
+        self._lock = threading.Lock()
+        self.last: PassResult | None = None
+
+    def tick(self) -> PassResult | None:
+        if not self._lock.acquire(blocking=False):
+            return None  # the previous pass is still running
+        try:
+            if not self.leadership.acquire():
+                return None
+            result = self.detection.run_once()
+            self.last = result
+            log.info(
+                "detection pass",
+                findings=len(result.findings),
+                rollups=result.rollups_read,
+                ms=round(result.seconds * 1000, 1),
+            )
+            return result
+        except StoreUnavailable as err:
+            log.warning("detection pass skipped: store unavailable", error=str(err))
+            return None
+        except Exception:
+            log.exception("detection pass failed")
+            return None
+        finally:
+            self._lock.release()
+
+
+def policy_listener(app: FastAPI) -> Callable[[list[Finding], float], None]:
+    from monitor.api.switches import switch_service
+    from monitor.policies import run_policies
+
+    def listen(findings: list[Finding], now: float) -> None:
+        policies = app.state.file_config.policies
+        if policies:
+            run_policies(switch_service(app), findings, policies, now)
+
+    return listen
+
+
+def detection_hook(settings: Settings) -> Callable[[FastAPI], Any]:
+    """An app hook running the detection loop in a background scheduler."""
+
+    @asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        store: Store = app.state.store
+        detection = Detection(store, settings, app.state.file_config)
+        detection.listeners.append(policy_listener(app))
+        loop = DetectionLoop(detection, Leadership(store))
+        app.state.detection = loop
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            loop.tick,
+            "interval",
+            seconds=settings.detect_interval,
+            max_instances=1,
+            coalesce=True,
+            id="detection",
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=True)
+            loop.leadership.release()
+
+    return hook

@@ -1,0 +1,256 @@
+"""The write side of the store: idempotent batch insert with rollups in one transaction."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.events import Event, encode_event
+from monitor.store import schema as t
+from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine
+from monitor.store.rollups import BatchRollup, rollup
+
+ROLLUP_SEQ = "rollups"
+_SQLITE_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on old builds
+
+
+@dataclass(slots=True)
+class InsertResult:
+    accepted: int
+    duplicates: int
+    inserted: list[Event] = field(default_factory=list)  # the events stored by this call
+
+
+class Store:
+    """Owns the engine. Thread-safe; on SQLite, writers are serialised in-process so they
+    queue on a lock instead of spinning on SQLITE_BUSY."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self.dialect = self.engine.dialect.name
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    # -- plumbing --------------------------------------------------------------------
+    def insert(self, table: Any) -> Any:
+        """A dialect INSERT that supports ``on_conflict_*``."""
+        return (sqlite if self.dialect == "sqlite" else postgresql).insert(table)
+
+    def least(self, a: Any, b: Any) -> Any:
+        # SQLite's two-argument min() is scalar; PostgreSQL spells it LEAST
+        return func.min(a, b) if self.dialect == "sqlite" else func.least(a, b)
+
+    def greatest(self, a: Any, b: Any) -> Any:
+        return func.max(a, b) if self.dialect == "sqlite" else func.greatest(a, b)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (``with store.write() as conn:``); raises StoreUnavailable."""
+        if self._write_lock is not None:
+            self._write_lock.acquire()
+        try:
+            with self.engine.execution_options(dw_write=True).begin() as conn:
+                yield conn
+        except SQLAlchemyError as err:
+            _unavailable(err)
+            raise
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection; raises StoreUnavailable."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as err:
+            _unavailable(err)
+            raise
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- ingest ----------------------------------------------------------------------
+    def insert_events(
+        self,
+        batch: Sequence[Event],
+        received_at: float | None = None,
+        also: Callable[[Connection], None] | None = None,
+    ) -> InsertResult:
+        """Store events once each (by ``id``) and their rollups, atomically.
+
+        ``also`` runs inside the same transaction (the file tailer saves its checkpoint
+        there, so a crash can never separate "lines stored" from "offset advanced").
+        """
+        received = time.time() if received_at is None else received_at
+        unique: dict[str, Event] = {}
+        for ev in batch:
+            unique.setdefault(ev.id, ev)
+        if not unique and also is None:
+            return InsertResult(0, len(batch))
+        rows = [
+            {
+                "id": ev.id,
+                "type": type(ev).__name__.lower(),
+                "workflow": ev.workflow,
+                "ts": ev.epoch,
+                "received_at": received,
+                "payload": encode_event(ev).decode(),
+            }
+            for ev in unique.values()
+        ]
+        with self.write() as conn:
+            stored_ids = self._insert_new(conn, rows) if rows else set()
+            inserted = [unique[i] for i in unique if i in stored_ids]
+            if inserted:
+                self._write_rollups(conn, rollup(inserted))
+            if also is not None:
+                also(conn)
+        return InsertResult(len(inserted), len(batch) - len(inserted), inserted)
+
+    def _insert_new(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert rows whose id is new; return the ids inserted."""
+        if self.dialect == "sqlite":
+            return self._insert_new_sqlite(conn, rows)
+        if self.dialect == "postgresql":
+            return self._insert_new_postgres(conn, rows)
+        stmt = (
+            self.insert(t.events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.events.c.id)
+        )
+        return {r[0] for r in conn.execute(stmt, rows)}
+
+    def _insert_new_postgres(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        # One statement over arrays: the server does the per-row work, not the driver.
+        columns = ("id", "type", "workflow", "ts", "received_at", "payload")
+        arrays = tuple([r[c] for r in rows] for c in columns)
+        found = conn.exec_driver_sql(
+            "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
+            "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], "
+            "%s::float8[], %s::float8[], %s::text[]) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            arrays,
+        )
+        return {r[0] for r in found}
+
+    def _insert_new_sqlite(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        # Under BEGIN IMMEDIATE and the in-process write lock nobody else can insert between
+        # the look-up and the insert, so this equals ON CONFLICT DO NOTHING RETURNING, at a
+        # third of the cost (a plain executemany instead of generated multi-row statements).
+        existing: set[str] = set()
+        ids = [r["id"] for r in rows]
+        for start in range(0, len(ids), _SQLITE_IN_CHUNK):
+            chunk = ids[start : start + _SQLITE_IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found = conn.exec_driver_sql(
+                f"SELECT id FROM events WHERE id IN ({marks})", tuple(chunk)
+            )
+            existing.update(r[0] for r in found)
+        new = [r for r in rows if r["id"] not in existing]
+        if new:
+            conn.exec_driver_sql(
+                "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r["id"], r["type"], r["workflow"], r["ts"], r["received_at"], r["payload"])
+                    for r in new
+                ],
+            )
+        return {r["id"] for r in new}
+
+    def next_seq(self, conn: Connection, name: str) -> int:
+        # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
+        # batches commit in seq order and a reader never skips a seq that commits later.
+        stmt = (
+            update(t.sequences)
+            .where(t.sequences.c.name == name)
+            .values(value=t.sequences.c.value + 1)
+            .returning(t.sequences.c.value)
+        )
+        got = conn.execute(stmt).scalar()
+        if got is None:
+            conn.execute(
+                self.insert(t.sequences).on_conflict_do_nothing(), {"name": name, "value": 0}
+            )
+            got = conn.execute(stmt).scalar_one()
+        return int(got)
+
+    def _write_rollups(self, conn: Connection, batch: BatchRollup) -> None:
+        seq = self.next_seq(conn, ROLLUP_SEQ)
+        conn.execute(
+            t.rollups.insert(),
+            [
+                {
+                    "workflow": wf,
+                    "signal": signal,
+                    "bucket": bucket,
+                    "count": a.count,
+                    "successes": a.successes,
+                    "sum": a.sum,
+                    "sumsq": a.sumsq,
+                    "min": a.min,
+                    "max": a.max,
+                    "seq": seq,
+                }
+                for (wf, signal, bucket), a in batch.aggs.items()
+            ],
+        )
+        if batch.versions:
+            self._upsert_versions(conn, batch)
+        if batch.actors:
+            conn.execute(
+                self.insert(t.actors).on_conflict_do_nothing(),
+                [
+                    {"workflow": wf, "day": day, "user": user, "team": team}
+                    for (wf, day, user), team in batch.actors.items()
+                ],
+            )
+
+    def _upsert_versions(self, conn: Connection, batch: BatchRollup) -> None:
+        ins = self.insert(t.versions)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["workflow", "model", "model_version", "prompt_version"],
+            set_={
+                "first_seen": self.least(t.versions.c.first_seen, ins.excluded.first_seen),
+                "last_seen": self.greatest(t.versions.c.last_seen, ins.excluded.last_seen),
+                "count": t.versions.c.count + ins.excluded.count,
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "workflow": wf,
+                    "model": model,
+                    "model_version": mv,
+                    "prompt_version": pv,
+                    "first_seen": seen.first,
+                    "last_seen": seen.last,
+                    "count": seen.count,
+                }
+                for (wf, model, mv, pv), seen in batch.versions.items()
+            ],
+        )
+
+    def count_events(self) -> int:
+        with self.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+
+
+def _unavailable(err: SQLAlchemyError) -> None:
+    if is_unavailable(err):
+        raise StoreUnavailable(str(err).splitlines()[0]) from err

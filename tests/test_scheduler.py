@@ -1,0 +1,199 @@
+"""Detection passes over the real store: restarts, policies tripping switches, leadership."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from monitor.events import Event, convert_event
+from monitor.policies import run_policies
+from monitor.scheduler import Detection, Leadership
+from monitor.settings import FileConfig, PolicyConfig, Settings, WorkflowConfig
+from monitor.store import Store
+from monitor.store import schema as t
+from monitor.store.migrate import upgrade
+from monitor.switches import SwitchService
+from tests.daemon import Daemon
+
+T0 = 1_790_000_000.0
+PER_PASS = 100  # events between two passes: the "detection interval" in events
+
+
+def reviews(
+    workflow: str, rates: list[tuple[int, float]], seed: int, t0: float = T0
+) -> list[Event]:
+    """Review events, one per second; ``rates`` = [(count, edit probability), ...]."""
+    rng = random.Random(seed)
+    out: list[Event] = []
+    i = 0
+    for count, p in rates:
+        for _ in range(count):
+            decision = "edited" if rng.random() < p else "approved"
+            out.append(
+                convert_event(
+                    {
+                        "id": f"{workflow}-{i}",
+                        "type": "review",
+                        "workflow": workflow,
+                        "ts": t0 + i,
+                        "decision": decision,
+                    },
+                    t0 + 10**6,
+                )
+            )
+            i += 1
+    return out
+
+
+def feed(store: Store, detection: Detection, events: list[Event], after_pass=None) -> list[float]:
+    """Insert in chunks of PER_PASS and run a pass after each; returns pass times."""
+    times = []
+    for start in range(0, len(events), PER_PASS):
+        chunk = events[start : start + PER_PASS]
+        store.insert_events(chunk, chunk[-1].epoch)
+        now = chunk[-1].epoch + 1
+        result = detection.run_once(now=now)
+        times.append(now)
+        if after_pass is not None:
+            after_pass(result, now)
+    return times
+
+
+def settings(store: Store, arl0: float = 10_000.0) -> Settings:
+    return Settings(database_url=store.url, arl0=arl0)
+
+
+def status_of(detection_result, workflow: str, signal: str = "edited") -> str:
+    for f in detection_result.findings:
+        if (f.workflow, f.signal, f.detector) == (workflow, signal, "cusum"):
+            return f.status.value
+    return "absent"
+
+
+def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
+    store: Store, tmp_path: Path
+) -> None:
+    events = reviews("wf", [(3000, 0.20), (1500, 0.40)], seed=7)
+    half = 22 * PER_PASS  # restart between two passes (a pass is the unit of work)
+    first = Detection(store, settings(store), FileConfig())
+    feed(store, first, events[:half])
+    restarted_store = Store(store.url)  # a new process: nothing in memory survives
+    second = Detection(restarted_store, settings(store), FileConfig())
+    feed(restarted_store, second, events[half:])
+    final = second.run_once(now=events[-1].epoch + 2)
+    assert status_of(final, "wf") == "critical"
+
+    # the same stream without a restart must reach the same statistic
+    reference_store = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    upgrade(reference_store)
+    ref = Detection(reference_store, settings(store), FileConfig())
+    feed(reference_store, ref, events)
+    ref_final = ref.run_once(now=events[-1].epoch + 2)
+    ours = {(f.signal, f.detector): (f.status, f.statistic) for f in final.findings}
+    theirs = {(f.signal, f.detector): (f.status, f.statistic) for f in ref_final.findings}
+    assert ours == theirs
+    # exactly one transition to critical was recorded for the chart
+    with store.read() as conn:
+        criticals = conn.execute(
+            select(func.count())
+            .select_from(t.findings)
+            .where(
+                t.findings.c.signal == "edited",
+                t.findings.c.detector == "cusum",
+                t.findings.c.status == "critical",
+            )
+        ).scalar_one()
+    assert criticals == 1
+
+
+def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> None:
+    cfg = FileConfig(
+        workflows={
+            "drifting": WorkflowConfig(),
+            "calm": WorkflowConfig(),
+            "silent": WorkflowConfig(),
+        },
+        policies=[PolicyConfig(name="edit-drift", signal="edited", mode="review")],
+    )
+    switches = SwitchService(store, cfg)
+    detection = Detection(store, settings(store, arl0=1e6), cfg)
+    alarm_pass: list[float] = []
+    trip_pass: list[float] = []
+
+    def after(result, now: float) -> None:
+        run_policies(switches, result.findings, cfg.policies, now)
+        if not alarm_pass and status_of(result, "drifting") == "critical":
+            alarm_pass.append(now)
+        if not trip_pass and switches.get("drifting").mode == "review":
+            trip_pass.append(now)
+        assert switches.get("calm").mode == "auto"
+        assert switches.get("silent").mode == "auto"
+
+    drifting = reviews("drifting", [(4000, 0.20), (4000, 0.35)], seed=11)
+    calm = reviews("calm", [(8000, 0.20)], seed=12)
+    merged = sorted(drifting + calm, key=lambda e: (e.epoch, e.id))
+    feed(store, detection, merged, after)
+    assert alarm_pass, "the detector never alarmed on a 0.20 -> 0.35 edit rate"
+    assert trip_pass == alarm_pass  # same pass: within one detection interval
+    audit = switches.audit("drifting")
+    assert audit[0].source == "policy:edit-drift" and audit[0].after["mode"] == "review"
+    assert switches.audit("calm") == [] and switches.audit("silent") == []
+
+
+def test_only_one_leader_per_postgres_database(pg_url: str, _pg_store: Store) -> None:
+    a, b = Leadership(Store(pg_url)), Leadership(Store(pg_url))
+    assert a.acquire() is True
+    assert b.acquire() is False
+    assert a.acquire() is True  # re-entrant for the holder
+    a.release()  # the leader's session ends, as when its process dies
+    assert b.acquire() is True
+    b.release()
+
+
+def test_only_one_leader_per_sqlite_file(sqlite_store: Store) -> None:
+    a, b = Leadership(Store(sqlite_store.url)), Leadership(Store(sqlite_store.url))
+    assert a.acquire() is True
+    assert b.acquire() is False
+    a.release()
+    assert b.acquire() is True
+    b.release()
+
+
+def _leaders(paths: list[Path]) -> list[int]:
+    return [
+        i for i, p in enumerate(paths) if p.exists() and "became detection leader" in p.read_text()
+    ]
+
+
+@pytest.mark.slow
+def test_a_second_daemon_takes_over_detection_when_the_leader_dies(
+    pg_url: str, _pg_store: Store, tmp_path: Path
+) -> None:
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    env = {"DRIFTWARDEN_DETECT_INTERVAL": "1"}
+    daemons = [Daemon(pg_url, env=env, log_path=log).start() for log in logs]
+    try:
+        deadline = time.monotonic() + 15
+        while not _leaders(logs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.5)  # two more intervals: the other one must still not lead
+        leaders = _leaders(logs)
+        assert len(leaders) == 1
+        leader = leaders[0]
+        follower = 1 - leader
+        daemons[leader].kill()
+        killed_at = time.monotonic()
+        while follower not in _leaders(logs) and time.monotonic() - killed_at < 10:
+            time.sleep(0.1)
+        assert follower in _leaders(logs)
+        assert time.monotonic() - killed_at <= 2 * 1 + 1.5  # two intervals, plus start slack
+        before = httpx.get(daemons[follower].url + "/metrics").text
+        assert "driftwarden_last_detection_timestamp_seconds" in before
+    finally:
+        for d in daemons:
+            d.stop()
