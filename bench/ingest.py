@@ -26,9 +26,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.store import Store  # noqa: E402
-from monitor.store.migrate import upgrade  # noqa: E402
-from tests.daemon import Daemon  # noqa: E402
+from monitor.store import Store
+from monitor.store.migrate import upgrade
+from tests.daemon import Daemon
 
 BATCH = 1000
 T0 = time.time() - 3600
@@ -36,16 +36,26 @@ T0 = time.time() - 3600
 
 def make_event(i: int) -> dict[str, object]:
     return {
-        "id": f"ev-{i}", "type": "run", "workflow": f"wf-{i % 20}", "ts": T0 + i * 0.001,
-        "status": "error" if i % 50 == 0 else "ok", "latency_ms": 100.0 + i % 900,
-        "model": "gpt-4o-mini", "input_tokens": 500 + i % 300, "output_tokens": 80,
-        "cost_usd": 0.0001, "groundedness": 0.9, "team": f"team-{i % 4}",
+        "id": f"ev-{i}",
+        "type": "run",
+        "workflow": f"wf-{i % 20}",
+        "ts": T0 + i * 0.001,
+        "status": "error" if i % 50 == 0 else "ok",
+        "latency_ms": 100.0 + i % 900,
+        "model": "gpt-4o-mini",
+        "input_tokens": 500 + i % 300,
+        "output_tokens": 80,
+        "cost_usd": 0.0001,
+        "groundedness": 0.9,
+        "team": f"team-{i % 4}",
     }
 
 
 def bodies(n: int) -> list[bytes]:
-    return [orjson.dumps([make_event(i) for i in range(s, min(n, s + BATCH))])
-            for s in range(0, n, BATCH)]
+    return [
+        orjson.dumps([make_event(i) for i in range(s, min(n, s + BATCH))])
+        for s in range(0, n, BATCH)
+    ]
 
 
 def rss_mb(pid: int) -> float:
@@ -69,8 +79,9 @@ def through_http(url: str, payloads: list[bytes], clients: int, pid: int) -> tup
                     if not queue:
                         return
                     body = queue.pop()
-                resp = http.post("/v1/events", content=body,
-                                 headers={"content-type": "application/json"})
+                resp = http.post(
+                    "/v1/events", content=body, headers={"content-type": "application/json"}
+                )
                 if resp.status_code != 200 or resp.json()["accepted"] != BATCH:
                     failures.append(resp.text[:200])
 
@@ -96,8 +107,17 @@ def through_http(url: str, payloads: list[bytes], clients: int, pid: int) -> tup
 
 def rows(n: int) -> list[tuple[object, ...]]:
     now = time.time()
-    return [(f"ev-{i}", "run", f"wf-{i % 20}", T0 + i * 0.001, now,
-             orjson.dumps(make_event(i)).decode()) for i in range(n)]
+    return [
+        (
+            f"ev-{i}",
+            "run",
+            f"wf-{i % 20}",
+            T0 + i * 0.001,
+            now,
+            orjson.dumps(make_event(i)).decode(),
+        )
+        for i in range(n)
+    ]
 
 
 def sqlite_ceiling(path: Path, data: list[tuple[object, ...]]) -> float:
@@ -109,8 +129,11 @@ def sqlite_ceiling(path: Path, data: list[tuple[object, ...]]) -> float:
     started = time.perf_counter()
     for s in range(0, len(data), BATCH):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO events (id, type, workflow, ts, received_at, payload) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", data[s : s + BATCH])
+        conn.executemany(
+            "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            data[s : s + BATCH],
+        )
         conn.execute("COMMIT")
     return len(data) / (time.perf_counter() - started)
 
@@ -154,8 +177,9 @@ def run(store_kind: str, n: int, clients: int, pg_base: str) -> None:
             url = f"sqlite:///{Path(tmp) / 'daemon.db'}"
         else:
             url = fresh_pg(pg_base)
-        with Daemon(url, env={"DRIFTWARDEN_DETECTION": "false"},
-                    log_path=Path(tmp) / "daemon.log") as daemon:
+        with Daemon(
+            url, env={"DRIFTWARDEN_DETECTION": "false"}, log_path=Path(tmp) / "daemon.log"
+        ) as daemon:
             assert daemon.proc is not None
             rate, peak = through_http(daemon.url, payloads, clients, daemon.proc.pid)
         if store_kind == "sqlite":
@@ -175,8 +199,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--stores", default="sqlite,postgres")
-    parser.add_argument("--pg", default=os.environ.get(
-        "DRIFTWARDEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get(
+            "DRIFTWARDEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
     args = parser.parse_args()
     print(f"driftwarden ingest benchmark, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
     for kind in args.stores.split(","):

@@ -17,7 +17,7 @@ Example:
     >>> cfg = DetectionConfig(budgets_usd={"wf": 100.0})
     >>> fs, _ = evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, 48 * 3600.0))
     >>> [(f.detector, f.status.value) for f in fs if f.detector != "cusum"]
-    [('hourly_robust_z', 'ok'), ('budget_projection', 'critical')]
+    [('robust_z', 'ok'), ('projection', 'critical')]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _cost_per_run(inp: WorkflowInput) -> tuple[Finding, dict[str, Any]]:
 
 def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, float]]:
     now = inp.now
-    state = dict(inp.states.get((sig.SPEND_USD, "hourly_robust_z"), {}))
+    state = dict(inp.states.get((sig.SPEND_USD, "robust_z"), {}))
     hours = {int(h): float(v) for h, v in state.get("hours", {}).items()}
     for r in inp.rollups.get(sig.SPEND_USD, ()):
         h = r.bucket - r.bucket % 3600
@@ -104,7 +104,7 @@ def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, floa
     f = _finding(
         inp,
         sig.SPEND_USD,
-        "hourly_robust_z",
+        "robust_z",
         window=iso_window(last, current),
         evidence={"detector": "seasonal_robust_z", "z_warn": inp.config.spend_z_warn},
     )
@@ -131,7 +131,7 @@ def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, floa
 def _budget(inp: WorkflowInput, hours: dict[int, float]) -> tuple[Finding, dict[str, Any]]:
     budget = inp.config.budgets_usd[inp.workflow]
     start, end = month_bounds(inp.now)
-    state = dict(inp.states.get((sig.SPEND_USD, "budget_projection"), {}))
+    state = dict(inp.states.get((sig.SPEND_USD, "projection"), {}))
     if state.get("month") != start:
         state = {"month": start, "spent": 0.0}
     state["spent"] += sum(r.sum for r in inp.rollups.get(sig.SPEND_USD, ()) if r.bucket >= start)
@@ -141,14 +141,14 @@ def _budget(inp: WorkflowInput, hours: dict[int, float]) -> tuple[Finding, dict[
     f = _finding(
         inp,
         sig.SPEND_USD,
-        "budget_projection",
+        "projection",
         value=projected,
         baseline=budget,
         statistic=projected / budget,
         threshold=1.0,
         window=iso_window(start, end),
         samples=len(hours),
-        evidence={"detector": "budget_projection", "spent": state["spent"], "budget": budget},
+        evidence={"detector": "projection", "spent": state["spent"], "budget": budget},
     )
     if not hours and state["spent"] == 0.0:
         f.evidence["reason"] = "no spend recorded"
@@ -168,9 +168,9 @@ def evaluate(inp: WorkflowInput) -> tuple[list[Finding], States]:
     if inp.signals([sig.SPEND_USD]):
         f, s, hours = _hourly(inp)
         findings.append(f)
-        states[(sig.SPEND_USD, "hourly_robust_z")] = s
+        states[(sig.SPEND_USD, "robust_z")] = s
         if inp.workflow in inp.config.budgets_usd:
             f, s = _budget(inp, hours)
             findings.append(f)
-            states[(sig.SPEND_USD, "budget_projection")] = s
+            states[(sig.SPEND_USD, "projection")] = s
     return findings, states

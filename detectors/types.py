@@ -6,7 +6,7 @@ Detectors import nothing from ``monitor``; the store hands them these dataclasse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -38,7 +38,7 @@ class Rollup:
         return self.successes / self.count if self.count else None
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     WARN = "warn"
     CRITICAL = "critical"

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Threshold calibration solves many small linear systems; a multi-threaded BLAS spends
+# more time waking threads than solving (10x slower on 2 cores). Must precede numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from pathlib import Path
 from typing import Any
 

@@ -10,6 +10,9 @@ skip into a failure so CI can never pass without them.
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as monitor.cli does, before numpy
+
 from collections.abc import Iterator
 from pathlib import Path
 

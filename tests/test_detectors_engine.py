@@ -156,8 +156,8 @@ def test_every_family_state_is_json_safe() -> None:
     assert {f.detector for f in findings} >= {
         "cusum",
         "burn_rate",
-        "hourly_robust_z",
-        "budget_projection",
+        "robust_z",
+        "projection",
         "ratio",
         "daily_robust_z",
         "version_change",

@@ -109,7 +109,7 @@ def test_spend_spike_in_an_hour_is_a_warn_against_its_hour_of_week() -> None:
     f = one(
         cost.evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, now))[0],
         "spend_usd",
-        "hourly_robust_z",
+        "robust_z",
     )
     assert f.status is Status.WARN
     assert f.value == 9.0
@@ -124,7 +124,7 @@ def test_budget_projection_warns_before_the_budget_is_spent() -> None:
     f = one(
         cost.evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, now))[0],
         "spend_usd",
-        "budget_projection",
+        "projection",
     )
     # 24 USD spent + 1 USD/h x 480 h left = 504 > 400
     assert f.value == pytest.approx(24.0 + 480.0)
@@ -136,7 +136,7 @@ def test_budget_projection_warns_before_the_budget_is_spent() -> None:
             )
         )[0],
         "spend_usd",
-        "budget_projection",
+        "projection",
     )
     assert f2.status is Status.OK
 

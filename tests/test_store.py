@@ -192,16 +192,33 @@ def test_prune_deletes_old_events_and_rollups_only(store: Store) -> None:
 def test_every_run_signal_is_rolled_up(store: Store) -> None:
     now = T0 + 100
     rows = [
-        {"status": "ok", "retries": 0, "action": "crm_write", "team": "ops",
-         "groundedness": 0.9, "confidence": 0.5, "validation": "passed", "escalated": False},
-        {"status": "error", "retries": 2, "action": "crm_write", "team": "ops",
-         "groundedness": 0.7, "validation": "failed", "escalated": True},
+        {
+            "status": "ok",
+            "retries": 0,
+            "action": "crm_write",
+            "team": "ops",
+            "groundedness": 0.9,
+            "confidence": 0.5,
+            "validation": "passed",
+            "escalated": False,
+        },
+        {
+            "status": "error",
+            "retries": 2,
+            "action": "crm_write",
+            "team": "ops",
+            "groundedness": 0.7,
+            "validation": "failed",
+            "escalated": True,
+        },
         {"status": "timeout", "retries": 1, "action": "send_email", "team": "sales"},
     ]
-    store.insert_events([
-        convert_event({"id": f"x{i}", "type": "run", "workflow": "wf", "ts": T0, **row}, now)
-        for i, row in enumerate(rows)
-    ])
+    store.insert_events(
+        [
+            convert_event({"id": f"x{i}", "type": "run", "workflow": "wf", "ts": T0, **row}, now)
+            for i, row in enumerate(rows)
+        ]
+    )
     assert rollup_totals(store, sig.TIMEOUTS)[:2] == (3, 1)
     assert rollup_totals(store, sig.RETRIES) == (3, 2, 3.0)
     assert rollup_totals(store, sig.ACTION_ERRORS_PREFIX + "crm_write")[:2] == (2, 1)

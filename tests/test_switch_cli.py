@@ -15,6 +15,15 @@ from tests.switch_support import CONTROL, READ, make_app, serving
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module's consoles were sized at import; CliRunner's pipe would make them 80 wide."""
+    from monitor import cli_switch
+
+    for console in (cli_switch.out, cli_switch.err):
+        monkeypatch.setattr(console, "width", 200)
+
+
 @pytest.fixture
 def url(sqlite_store: Store) -> Iterator[str]:
     with serving(make_app(sqlite_store)) as base:

@@ -109,8 +109,18 @@ class _RunAcc:
     """All run signals of one (workflow, minute), accumulated with one dict lookup per
     event instead of one per signal: the hot loop of ingest."""
 
-    __slots__ = ("actions", "errors", "escalated", "n", "ok", "retried", "teams", "timeouts",
-                 "validated", "values")
+    __slots__ = (
+        "actions",
+        "errors",
+        "escalated",
+        "n",
+        "ok",
+        "retried",
+        "teams",
+        "timeouts",
+        "validated",
+        "values",
+    )
 
     def __init__(self) -> None:
         self.n = self.ok = self.errors = self.timeouts = self.retried = 0
