@@ -6,6 +6,10 @@ Defaults and where they come from:
   ``DRIFTWARDEN_ARL0``); two-sided charts give each side ``2 x arl0``.
 * Learning: the first ``learn_rate_obs = 500`` observations of a rate (standard error of a
   0.20 rate: 0.018) and ``learn_mean_obs = 100`` of a mean (0.1 sd) form the baseline.
+  A rare rate keeps learning until it has seen ``learn_rate_events = 10`` events (or its
+  upper confidence bound is within half of ``rate_abs_floor``), at most
+  ``learn_rate_max_obs = 20_000`` observations: a 1 % error rate learned from 500 runs is
+  5 +- 2.2 errors, and a baseline guessed 50 % low trips the chart on noise.
 * Design shift: rates ``p1 = p0 x (1 + rate_rel_shift)`` but at least ``rate_abs_floor``
   away from ``p0`` (so a 0.2 % error rate is not watched for a 0.3 % rise); means move by
   ``mean_shift_sd = 0.7`` sd (groundedness 0.85 -> 0.78 with sd 0.10 in detection-limits.md).
@@ -48,6 +52,8 @@ class DetectionConfig:
     arl0: float = 10_000.0
     learn_rate_obs: int = 500
     learn_mean_obs: int = 100
+    learn_rate_events: int = 10
+    learn_rate_max_obs: int = 20_000
     rate_rel_shift: float = 0.5
     rate_abs_floor: float = 0.01
     mean_shift_sd: float = 0.7
@@ -64,6 +70,9 @@ class DetectionConfig:
     # declared baselines: (workflow or "*", signal) -> value
     declared: Mapping[tuple[str, str], DeclaredBaseline] = field(default_factory=dict)
     budgets_usd: Mapping[str, float] = field(default_factory=dict)  # workflow -> per month
+    slo_by_workflow: Mapping[str, float] = field(default_factory=dict)  # overrides ``slo``
+    # workflows whose owners keep their baselines across model/prompt version changes
+    keep_baseline_on_version_change: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         positive = {
@@ -79,14 +88,20 @@ class DetectionConfig:
         for name, margin in positive.items():
             if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
                 raise ValueError(f"{name} is out of range: {getattr(self, name)!r}")
-        for name in ("rate_abs_floor", "guard_se", "min_window_obs", "min_history_days"):
+        if self.learn_rate_max_obs < self.learn_rate_obs:
+            raise ValueError(
+                f"learn_rate_max_obs ({self.learn_rate_max_obs}) must be >= learn_rate_obs"
+            )
+        names = ("rate_abs_floor", "guard_se", "min_window_obs", "min_history_days")
+        for name in (*names, "learn_rate_events"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be >= 0, got {v!r}")
         if not 0.0 < self.fdr_q < 1.0:
             raise ValueError(f"fdr_q must be in (0, 1), got {self.fdr_q!r}")
-        if not 0.0 < self.slo < 1.0:
-            raise ValueError(f"slo must be in (0, 1), e.g. 0.99, got {self.slo!r}")
+        for where, slo in (("slo", self.slo), *self.slo_by_workflow.items()):
+            if not 0.0 < slo < 1.0:
+                raise ValueError(f"slo for {where} must be in (0, 1), e.g. 0.99, got {slo!r}")
         for (wf, sig), b in self.declared.items():
             where = f"declared[{wf}, {sig}]"
             if not math.isfinite(b.value):
@@ -100,6 +115,9 @@ class DetectionConfig:
         for wf, budget in self.budgets_usd.items():
             if not (math.isfinite(budget) and budget > 0):
                 raise ValueError(f"budgets_usd[{wf}] must be > 0, got {budget!r}")
+
+    def slo_for(self, workflow: str) -> float:
+        return self.slo_by_workflow.get(workflow, self.slo)
 
     def declared_for(self, workflow: str, signal: str) -> DeclaredBaseline | None:
         return self.declared.get((workflow, signal)) or self.declared.get(("*", signal))

@@ -161,7 +161,8 @@ def run_pass(
             )
             findings.append(vf)
             wf_states[VERSION_KEY] = vstate
-            if must_relearn:  # only charts and ratios hold a baseline; burn-rate history stays
+            if must_relearn and wf not in config.keep_baseline_on_version_change:
+                # only charts and ratios hold a baseline; burn-rate history stays
                 wf_states = {
                     k: relearn(v) if k[1] in RELEARN_DETECTORS else v for k, v in wf_states.items()
                 }

@@ -66,7 +66,9 @@ def _burn_rate(inp: WorkflowInput, signal: str) -> tuple[Finding, dict[str, Any]
         n_k[1] += r.successes
     buckets = _compact({b: v for b, v in buckets.items() if int(b) >= inp.now - _KEEP_S}, inp.now)
     res = evaluate_burn_rates(
-        ((int(b), v[0], v[1]) for b, v in buckets.items()), inp.config.slo, inp.now
+        ((int(b), v[0], v[1]) for b, v in buckets.items()),
+        inp.config.slo_for(inp.workflow),
+        inp.now,
     )
     finding = Finding(
         workflow=inp.workflow,
@@ -80,7 +82,7 @@ def _burn_rate(inp: WorkflowInput, signal: str) -> tuple[Finding, dict[str, Any]
         samples=res.trials.get("3d", 0),
         evidence={
             "detector": "burn_rate",
-            "slo": inp.config.slo,
+            "slo": inp.config.slo_for(inp.workflow),
             "burn_rates": res.burn_rates,
             "fired": res.fired,
             "source": "Google SRE Workbook ch. 5, multiwindow multi-burn-rate",

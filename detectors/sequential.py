@@ -128,6 +128,27 @@ def _window_test(
     return TestResult(z, float(p), "z")
 
 
+def learned_enough(learner: BaselineLearner, config: DetectionConfig) -> bool:
+    """Enough observations, and for a rate enough events to pin it down.
+
+    A rare rate is pinned down either by ``learn_rate_events`` events of both kinds, or by
+    an upper 97.5 % Clopper-Pearson bound within half the design floor of the estimate: the
+    chart's reference value then lies above any rate the data allow, so a low guess cannot
+    trip it on noise.
+    """
+    n, k = learner.n, learner.total
+    if learner.kind == "mean":
+        return n >= config.learn_mean_obs
+    if n >= config.learn_rate_max_obs:
+        return True
+    if n < config.learn_rate_obs:
+        return False
+    if min(k, n - k) >= config.learn_rate_events:
+        return True
+    upper = float(stats.beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    return upper <= k / n + config.rate_abs_floor / 2
+
+
 def run_chart(
     workflow: str,
     spec: SignalSpec,
@@ -159,18 +180,19 @@ def run_chart(
         if r.count <= 0:
             continue
         value = float(r.successes) if spec.kind == "rate" else r.sum
+        # the window also fills while learning, so value and samples show the feed is alive
+        if r.bucket >= now - config.window_s:
+            window.append([r.bucket, r.count, value, r.sumsq])
         if baseline is None:
             learner = learner or BaselineLearner(spec.kind)
             learner.add_rollup(r)
-            if learner.n >= need:
+            if learned_enough(learner, config):
                 baseline = learner.baseline("learned")
                 learner = None
             continue
         if chart is None:
             chart = build_chart(spec, baseline, config, design_batch(sizes))
         chart.update(r.count, value)
-        if r.bucket >= now - config.window_s:
-            window.append([r.bucket, r.count, value, r.sumsq])
     if baseline is not None and chart is None:
         chart = build_chart(spec, baseline, config, design_batch(sizes))
 

@@ -61,7 +61,16 @@ def build_config(settings: Settings, file_config: FileConfig) -> DetectionConfig
             declared[(wf, signal)] = DeclaredBaseline(value, sd)
         if cfg.monthly_budget_usd:
             budgets[wf] = cfg.monthly_budget_usd
-    return DetectionConfig(arl0=settings.arl0, declared=declared, budgets_usd=budgets)
+    workflows = file_config.workflows
+    return DetectionConfig(
+        arl0=settings.arl0,
+        declared=declared,
+        budgets_usd=budgets,
+        slo_by_workflow={wf: cfg.slo_success for wf, cfg in workflows.items()},
+        keep_baseline_on_version_change=frozenset(
+            wf for wf, cfg in workflows.items() if not cfg.relearn_on_version_change
+        ),
+    )
 
 
 def _window(spec: str) -> tuple[float, float]:

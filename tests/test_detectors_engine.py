@@ -176,6 +176,34 @@ def test_rollup_pieces_of_one_bucket_count_as_separate_batches() -> None:
     assert s_pieces[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
 
 
+def test_a_rare_rate_keeps_learning_until_it_has_seen_enough_events() -> None:
+    # 3 errors in the first 500 runs would make a 0.6 % baseline; learning waits for 10.
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 1 if i % 8 == 0 else 0) for i in range(25)]
+    findings, states = run_pass(_group(rollups), {}, DetectionConfig(), now=1560.0)
+    f = one(findings, "errors")
+    assert f.status is Status.UNKNOWN and f.evidence["learned"] == 500
+    more = [Rollup("wf", "errors", 60 * i, PER, 1 if i % 8 == 0 else 0) for i in range(25, 80)]
+    findings, states = run_pass(_group(more), states, DetectionConfig(), now=4860.0)
+    assert one(findings, "errors").baseline == pytest.approx(10 / 1460)
+
+
+def test_a_rate_with_no_events_learns_once_its_upper_bound_is_small() -> None:
+    # 0 of 600: the 97.5 % upper bound is 0.61 %, above half the 1 % floor; 0 of 800 is not
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(30)]
+    findings, states = run_pass(_group(rollups), {}, DetectionConfig(), now=1860.0)
+    assert one(findings, "errors").status is Status.UNKNOWN
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(30, 40)]
+    findings, _ = run_pass(_group(rollups), states, DetectionConfig(), now=2460.0)
+    assert one(findings, "errors").baseline == 0.0
+
+
+def test_a_rare_rate_stops_learning_at_the_cap() -> None:
+    cfg = DetectionConfig(learn_rate_max_obs=600)
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 1 if i % 8 == 0 else 0) for i in range(30)]
+    findings, _ = run_pass(_group(rollups), {}, cfg, now=1860.0)
+    assert one(findings, "errors").baseline == pytest.approx(4 / 600)
+
+
 def test_declared_baseline_skips_learning() -> None:
     cfg = DetectionConfig(declared={("*", "edited"): DeclaredBaseline(0.18)})
     rng = np.random.default_rng(5)
@@ -243,6 +271,21 @@ def test_model_version_change_is_reported_and_charts_relearn() -> None:
     # a day later the change is no longer news
     findings, _ = run_pass({}, states, cfg, 1860.0 + 86_400, model_versions={"wf": {"v2"}})
     assert one(findings, "model_version", "version_change").status is Status.OK
+
+
+def test_workflow_that_keeps_its_baseline_across_versions_does_not_relearn() -> None:
+    rng = np.random.default_rng(7)
+    cfg = DetectionConfig(keep_baseline_on_version_change=frozenset({"wf"}))
+    _, states = run_pass(
+        _group(rate_rollups(rng, 0, 30, 0.2)), {}, cfg, now=1800.0, model_versions={"wf": {"v1"}}
+    )
+    learned = states[("wf", "edited", "cusum")]["baseline"]
+    findings, states = run_pass(
+        _group(rate_rollups(rng, 30, 31, 0.2)), states, cfg, 1860.0, model_versions={"wf": {"v2"}}
+    )
+    assert one(findings, "model_version", "version_change").status is Status.WARN
+    assert states[("wf", "edited", "cusum")]["baseline"] == learned
+    assert one(findings, "edited").status is not Status.UNKNOWN
 
 
 def test_significant_window_test_alone_gives_warn_after_benjamini_hochberg() -> None:

@@ -54,7 +54,7 @@ def test_groundedness_drop_is_critical_but_a_rise_is_not() -> None:
 def test_error_budget_burn_pages_and_each_action_gets_its_own_chart() -> None:
     cfg = DetectionConfig(slo=0.99)
     errors = [Rollup("wf", "errors", 60 * i, 50, 10) for i in range(60)]  # 20 % errors
-    crm = [Rollup("wf", "action_errors.crm_write", 60 * i, 10, 0) for i in range(60)]
+    crm = [Rollup("wf", "action_errors.crm_write", 60 * i, 20, 0) for i in range(60)]
     findings, states = health.evaluate(
         WorkflowInput("wf", {"errors": errors, "action_errors.crm_write": crm}, {}, cfg, HOUR)
     )
@@ -64,6 +64,29 @@ def test_error_budget_burn_pages_and_each_action_gets_its_own_chart() -> None:
     assert "page_1h" in burn.evidence["fired"]
     assert one(findings, "action_errors.crm_write").status is Status.OK
     assert ("action_errors.crm_write", "cusum") in states
+
+
+def test_a_workflow_slo_overrides_the_default_in_burn_rates() -> None:
+    # 2 % errors burn a 99 % SLO at 2x (a ticket, no page) but a 99.9 % SLO at 20x (page)
+    errors = [Rollup("wf", "errors", 60 * i, 50, 1) for i in range(60)]
+    cfg = DetectionConfig(slo=0.99, slo_by_workflow={"wf": 0.999})
+    [burn] = [
+        f
+        for f in health.evaluate(WorkflowInput("wf", {"errors": errors}, {}, cfg, HOUR))[0]
+        if f.detector == "burn_rate"
+    ]
+    assert burn.evidence["slo"] == 0.999
+    assert burn.value == pytest.approx(20.0)
+    assert burn.status is Status.CRITICAL
+    relaxed = DetectionConfig(slo=0.99)
+    [burn] = [
+        f
+        for f in health.evaluate(WorkflowInput("wf", {"errors": errors}, {}, relaxed, HOUR))[0]
+        if f.detector == "burn_rate"
+    ]
+    assert burn.value == pytest.approx(2.0)
+    assert burn.status is Status.WARN  # only the slow 3-day ticket rule (1x) fires
+    assert burn.evidence["fired"] == ["ticket_3d"]
 
 
 def test_burn_rate_state_stays_small_over_three_days_and_long_windows_stay_right() -> None:
