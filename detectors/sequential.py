@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
-
 from detectors.baseline import (
     Baseline,
     BaselineLearner,
@@ -42,6 +40,7 @@ from detectors.stats.cusum import (
     GaussianCusum,
     SequentialDetector,
 )
+from detectors.stats.dist import beta_ppf, binom_cdf, binom_sf, norm_cdf, norm_sf
 from detectors.stats.two_sided import TwoSidedCusum, detector_from_dict
 from detectors.stats.window import (
     Alternative,
@@ -107,6 +106,17 @@ def build_chart(
     return GaussianCusum(level, sd, signed, config.arl0, clip, batch)
 
 
+def binomial_p(k: int, n: int, p0: float, alternative: Alternative) -> float:
+    """Exact binomial test of ``k`` events in ``n`` against ``p0`` (two-sided: doubled
+    smaller tail, capped at 1)."""
+    upper, lower = binom_sf(k, n, p0), binom_cdf(k, n, p0)
+    if alternative == "greater":
+        return upper
+    if alternative == "less":
+        return lower
+    return min(1.0, 2.0 * min(upper, lower))
+
+
 def _window_test(
     spec: SignalSpec, b: Baseline, n: int, value: float, sumsq: float
 ) -> TestResult | None:
@@ -116,16 +126,15 @@ def _window_test(
             k0 = round(b.value * b.samples)
             return two_proportion_z(k0, b.samples, int(value), n, alternative=alt)
         p0 = min(max(b.value, 1e-9), 1 - 1e-9)
-        res = stats.binomtest(int(value), n, p0, alternative=alt)
-        return TestResult(float(value / n), float(res.pvalue), "binomial_exact")
+        return TestResult(value / n, binomial_p(int(value), n, p0, alt), "binomial_exact")
     if n < 2 or b.sd is None:
         return None
     mean, sd = summary_from_moments(n, value, sumsq)
     if b.samples is not None and b.samples >= 2:
         return welch_t_summary(b.samples, b.value, b.sd, n, mean, sd, alternative=alt)
     z = (mean - b.value) / (b.sd / math.sqrt(n))
-    p = {"greater": stats.norm.sf(z), "less": stats.norm.cdf(z)}.get(alt, 2 * stats.norm.sf(abs(z)))
-    return TestResult(z, float(p), "z")
+    p = {"greater": norm_sf(z), "less": norm_cdf(z)}.get(alt, 2 * norm_sf(abs(z)))
+    return TestResult(z, p, "z")
 
 
 def learned_enough(learner: BaselineLearner, config: DetectionConfig) -> bool:
@@ -145,7 +154,7 @@ def learned_enough(learner: BaselineLearner, config: DetectionConfig) -> bool:
         return False
     if min(k, n - k) >= config.learn_rate_events:
         return True
-    upper = float(stats.beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    upper = beta_ppf(0.975, k + 1, n - k) if k < n else 1.0
     return upper <= k / n + config.rate_abs_floor / 2
 
 

@@ -30,9 +30,11 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse
 from scipy.sparse.linalg import spsolve
 from scipy.special import ndtr
+
+from detectors.stats.dist import binom_cdf_array, binom_survival_array
 
 # Largest lattice denominator: a/|b| is approximated to ~1e-4 relative (detection-limits.md
 # Appendix A); a bigger lattice only makes the sparse solve slower.
@@ -266,8 +268,8 @@ def _binomial_llr_cdf(a: float, b: float, batch: int, p: float) -> Cdf:
     def cdf(x: np.ndarray) -> np.ndarray:
         t = (x - batch * b) / (a - b)
         if a > b:  # increasing in k
-            return np.asarray(stats.binom.cdf(np.floor(t), batch, p), dtype=float)
-        return np.asarray(stats.binom.sf(np.ceil(t) - 1, batch, p), dtype=float)
+            return binom_cdf_array(np.floor(t), batch, p)
+        return binom_survival_array(np.ceil(t) - 1, batch, p)
 
     return cdf
 

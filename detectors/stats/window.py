@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
+from detectors.stats.dist import norm_cdf, norm_sf, t_sf
 
 Alternative = Literal["two-sided", "greater", "less"]
 
@@ -45,10 +45,10 @@ def _check_counts(k: int, n: int, label: str) -> None:
 
 def _p_from_z(z: float, alternative: Alternative) -> float:
     if alternative == "greater":
-        return float(stats.norm.sf(z))
+        return norm_sf(z)
     if alternative == "less":
-        return float(stats.norm.cdf(z))
-    return float(2.0 * stats.norm.sf(abs(z)))
+        return norm_cdf(z)
+    return 2.0 * norm_sf(abs(z))
 
 
 def two_proportion_z(
@@ -74,6 +74,8 @@ def fisher_exact(
     _check_counts(k1, n1, "sample 1")
     _check_counts(k2, n2, "sample 2")
     # scipy's "greater" is about the odds ratio of row 1 vs row 2: put sample 2 first.
+    from scipy import stats  # 65 MB; only this offline test needs it
+
     res = stats.fisher_exact([[k2, n2 - k2], [k1, n1 - k1]], alternative=alternative)
     return TestResult(float(res.statistic), float(res.pvalue), "fisher_exact")
 
@@ -95,10 +97,16 @@ def welch_t_summary(
         raise ValueError(f"sd must be >= 0, got sd1={sd1}, sd2={sd2}")
     if sd1 == 0 and sd2 == 0:
         return TestResult(0.0, 1.0 if mean1 == mean2 else 0.0, "welch_t")
-    res = stats.ttest_ind_from_stats(
-        mean2, sd2, n2, mean1, sd1, n1, equal_var=False, alternative=alternative
-    )
-    return TestResult(float(res.statistic), float(res.pvalue), "welch_t")
+    v1, v2 = sd1 * sd1 / n1, sd2 * sd2 / n2
+    t = (mean2 - mean1) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch-Satterthwaite
+    if alternative == "greater":
+        p = t_sf(t, df)
+    elif alternative == "less":
+        p = t_sf(-t, df)
+    else:
+        p = min(1.0, 2.0 * t_sf(abs(t), df))
+    return TestResult(t, p, "welch_t")
 
 
 def summary_from_moments(n: int, total: float, total_sq: float) -> tuple[float, float]:
@@ -117,6 +125,8 @@ def ks_two_sample(
     _check_alternative(alternative)
     if not sample1 or not sample2:
         raise ValueError("ks_two_sample needs two non-empty samples")
+    from scipy import stats
+
     res = stats.ks_2samp(sample1, sample2, alternative=alternative)
     return TestResult(float(res.statistic), float(res.pvalue), "ks")
 
@@ -128,6 +138,8 @@ def mann_whitney(
     _check_alternative(alternative)
     if not sample1 or not sample2:
         raise ValueError("mann_whitney needs two non-empty samples")
+    from scipy import stats
+
     res = stats.mannwhitneyu(sample2, sample1, alternative=alternative)
     return TestResult(float(res.statistic), float(res.pvalue), "mann_whitney")
 
