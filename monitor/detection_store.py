@@ -127,16 +127,7 @@ def load_window(store: Store, workflow: str, start: float, end: float) -> dict[s
     r = t.rollups.c
     with store.read() as conn:
         rows = conn.execute(
-            select(
-                r.signal,
-                r.bucket,
-                func.sum(r.count),
-                func.sum(r.successes),
-                func.sum(r.sum),
-                func.sum(r.sumsq),
-                func.min(r.min),
-                func.max(r.max),
-            )
+            select(r.signal, r.bucket, *t.merged_rollup_columns())
             .where(and_(r.workflow == workflow, r.bucket >= start, r.bucket < end))
             .group_by(r.signal, r.bucket)
             .order_by(r.bucket)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -63,16 +63,8 @@ class Daemon:
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}: {self._log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_until_ready(self.proc, self.url + "/readyz", timeout, self._log_tail):
+            return self
         self.stop()
         raise RuntimeError(f"daemon not ready after {timeout}s: {self._log_tail()}")
 
@@ -100,3 +92,25 @@ class Daemon:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_until_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    timeout: float,
+    log_tail: Callable[[], str],
+    interval: float = 0.1,
+) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``timeout`` passes (False); raise with
+    the log's tail if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {log_tail()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    return False

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from tests.daemon import free_port
+from tests.daemon import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "driftwarden.rules.yml"
@@ -74,16 +74,8 @@ class _Process:
     def start(self, timeout: float = 30.0) -> _Process:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.log()}")
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_until_ready(self.proc, self.url + "/-/ready", timeout, self.log, interval=0.2):
+            return self
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log()}")
 

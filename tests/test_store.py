@@ -177,6 +177,27 @@ def test_compaction_folds_deltas_without_changing_totals(store: Store) -> None:
     assert rows == 1
 
 
+def test_compaction_looks_only_at_buckets_written_since_the_last_one(store: Store) -> None:
+    for k in range(3):
+        store.insert_events(runs(25, prefix=f"a{k}-"))
+    with store.read() as conn:
+        first = int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
+    assert compact_rollups(store, first) > 0
+    assert compact_rollups(store, first) == 0  # nothing new: nothing scanned or folded
+    # a late delta into the same (already folded) buckets is folded with them next time
+    store.insert_events(runs(25, prefix="late-"))
+    before = rollup_totals(store, sig.RUNS)
+    with store.read() as conn:
+        top = int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
+    assert compact_rollups(store, top) > 0
+    assert rollup_totals(store, sig.RUNS) == before
+    with store.read() as conn:
+        rows = conn.execute(
+            select(func.count()).select_from(t.rollups).where(t.rollups.c.signal == sig.RUNS)
+        ).scalar_one()
+    assert rows == 1
+
+
 def test_prune_deletes_old_events_and_rollups_only(store: Store) -> None:
     old = [
         convert_event({"id": "old", "type": "run", "workflow": "wf", "ts": T0 - 90 * 86_400}, T0)

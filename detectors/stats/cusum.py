@@ -81,7 +81,33 @@ def check_arl0(arl0: float) -> float:
     return float(arl0)
 
 
-class BernoulliCusum:
+class _Counted:
+    """Observation count and first-alarm bookkeeping shared by the one-sided charts."""
+
+    _n: int
+    _alarm_at: int | None
+
+    @property
+    def alarmed(self) -> bool:
+        raise NotImplementedError
+
+    def _counted(self, n: int) -> bool:
+        self._n += n
+        if self._alarm_at is None and self.alarmed:
+            self._alarm_at = self._n
+        return self.alarmed
+
+    @property
+    def n_obs(self) -> int:
+        return self._n
+
+    @property
+    def alarm_at(self) -> int | None:
+        """Observation count at the first alarm since the last reset."""
+        return self._alarm_at
+
+
+class BernoulliCusum(_Counted):
     """One-sided Bernoulli CUSUM for a rate; ``p1 > p0`` watches a rise, ``p1 < p0`` a fall.
 
     ``update(n, k)`` takes a bucket of ``n`` trials with ``k`` events and returns whether the
@@ -122,10 +148,7 @@ class BernoulliCusum:
         self._units = max(
             0, self._units + int(k) * lat.step_event + (n - int(k)) * lat.step_nonevent
         )
-        self._n += n
-        if self._alarm_at is None and self.alarmed:
-            self._alarm_at = self._n
-        return self.alarmed
+        return self._counted(n)
 
     def reset(self) -> None:
         self._units, self._n, self._alarm_at = 0, 0, None
@@ -141,15 +164,6 @@ class BernoulliCusum:
     @property
     def alarmed(self) -> bool:
         return self._units >= self.lattice.threshold_units
-
-    @property
-    def n_obs(self) -> int:
-        return self._n
-
-    @property
-    def alarm_at(self) -> int | None:
-        """Observation count at the first alarm since the last reset."""
-        return self._alarm_at
 
     def evidence(self) -> dict[str, Any]:
         lat = self.lattice
@@ -185,7 +199,7 @@ class BernoulliCusum:
         return chart
 
 
-class GaussianCusum:
+class GaussianCusum(_Counted):
     """One-sided Gaussian CUSUM for a mean; ``delta > 0`` watches a rise, ``< 0`` a fall.
 
     ``update(n, total)`` takes a bucket of ``n`` values summing to ``total``.
@@ -246,10 +260,7 @@ class GaussianCusum:
         if self.clip is not None:
             z = min(max(z, -self.clip), self.clip)
         self._s = max(0.0, self._s + n * (z - self.shift_sd / 2.0))
-        self._n += n
-        if self._alarm_at is None and self.alarmed:
-            self._alarm_at = self._n
-        return self.alarmed
+        return self._counted(n)
 
     def reset(self) -> None:
         self._s, self._n, self._alarm_at = 0.0, 0, None
@@ -265,14 +276,6 @@ class GaussianCusum:
     @property
     def alarmed(self) -> bool:
         return self._s >= self.calibration.h_std
-
-    @property
-    def n_obs(self) -> int:
-        return self._n
-
-    @property
-    def alarm_at(self) -> int | None:
-        return self._alarm_at
 
     def evidence(self) -> dict[str, Any]:
         return {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, func, select, tuple_
 
 from monitor.store import schema as t
 from monitor.store.writer import Store
+
+COMPACTED_SEQ = "rollups_compacted"  # sequences row: deltas up to here are folded
 
 
 def prune(store: Store, before: float) -> dict[str, int]:
@@ -33,54 +35,46 @@ def prune(store: Store, before: float) -> dict[str, int]:
 
 
 def compact_rollups(store: Store, watermark: int) -> int:
-    """Fold each bucket's delta rows with ``seq <= watermark`` into one row.
+    """Fold each bucket's delta rows with ``seq <= watermark`` into one row; return how
+    many rows fewer the table has.
 
     Safe only when every reader has consumed up to ``watermark`` (the detection scheduler
     passes the minimum ``last_seq`` of its states): the folded row keeps the largest seq,
-    so a reader that already read the parts does not read them again.
+    so a reader that already read the parts does not read them again. Only buckets that
+    received a delta since the previous compaction are touched, in three set-based
+    statements, so the cost follows the new rows, not the size of the table.
     """
     r = t.rollups.c
-    groups = (
-        select(
-            r.workflow,
-            r.signal,
-            r.bucket,
-            func.sum(r.count),
-            func.sum(r.successes),
-            func.sum(r.sum),
-            func.sum(r.sumsq),
-            func.min(r.min),
-            func.max(r.max),
-            func.max(r.seq),
-        )
-        .where(r.seq <= watermark)
-        .group_by(r.workflow, r.signal, r.bucket)
-        .having(func.count() > 1)
-    )
-    folded = 0
+    key = (r.workflow, r.signal, r.bucket)
     with store.write() as conn:
-        rows = conn.execute(groups).all()
-        for wf, signal, bucket, n, k, s, ss, lo, hi, seq in rows:
-            folded += conn.execute(
-                delete(t.rollups).where(
-                    and_(
-                        r.workflow == wf, r.signal == signal, r.bucket == bucket, r.seq <= watermark
-                    )
-                )
-            ).rowcount
+        since = _compacted_upto(conn)
+        if watermark <= since:
+            return 0
+        touched = select(*key).where(r.seq > since, r.seq <= watermark).distinct()
+        in_touched = and_(r.seq <= watermark, tuple_(*key).in_(touched))
+        folded = conn.execute(
+            select(*key, *t.merged_rollup_columns(), func.max(r.seq))
+            .where(in_touched)
+            .group_by(*key)
+        ).all()
+        deleted = conn.execute(delete(t.rollups).where(in_touched)).rowcount
+        if folded:
+            names = ("workflow", "signal", "bucket", "count", "successes", "sum", "sumsq")
             conn.execute(
                 t.rollups.insert(),
-                {
-                    "workflow": wf,
-                    "signal": signal,
-                    "bucket": bucket,
-                    "count": n,
-                    "successes": k,
-                    "sum": s,
-                    "sumsq": ss,
-                    "min": lo,
-                    "max": hi,
-                    "seq": seq,
-                },
+                [dict(zip((*names, "min", "max", "seq"), row, strict=True)) for row in folded],
             )
-    return folded
+        _set_compacted_upto(store, conn, watermark)
+    return int(deleted or 0) - len(folded)
+
+
+def _compacted_upto(conn: Connection) -> int:
+    found = conn.execute(
+        select(t.sequences.c.value).where(t.sequences.c.name == COMPACTED_SEQ)
+    ).scalar()
+    return int(found or 0)
+
+
+def _set_compacted_upto(store: Store, conn: Connection, watermark: int) -> None:
+    ins = store.insert(t.sequences).values(name=COMPACTED_SEQ, value=watermark)
+    conn.execute(ins.on_conflict_do_update(index_elements=["name"], set_={"value": watermark}))

@@ -6,6 +6,8 @@ SQLite and PostgreSQL, cheap to compare, and what the detectors work in.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 metadata = MetaData()
@@ -51,6 +54,20 @@ rollups = Table(
     Column("seq", BigInteger, primary_key=True),
 )
 Index("ix_rollups_seq", rollups.c.seq)
+
+
+def merged_rollup_columns() -> tuple[Any, ...]:
+    """count, successes, sum, sumsq, min, max of several delta rows of one bucket."""
+    r = rollups.c
+    return (
+        func.sum(r.count),
+        func.sum(r.successes),
+        func.sum(r.sum),
+        func.sum(r.sumsq),
+        func.min(r.min),
+        func.max(r.max),
+    )
+
 
 # pinned-model drift: one row per (workflow, model_version, prompt_version) seen
 versions = Table(

@@ -136,12 +136,14 @@ class Store:
 
     def _insert_new_postgres(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
         # One statement over arrays: the server does the per-row work, not the driver.
+        # %b sends the arrays in binary: the text format escapes every quote of every JSON
+        # payload with a regex, which was 80 % of the ingest time.
         columns = ("id", "type", "workflow", "ts", "received_at", "payload")
         arrays = tuple([r[c] for r in rows] for c in columns)
         found = conn.exec_driver_sql(
             "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
-            "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], "
-            "%s::float8[], %s::float8[], %s::text[]) "
+            "SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], "
+            "%b::float8[], %b::float8[], %b::text[]) "
             "ON CONFLICT (id) DO NOTHING RETURNING id",
             arrays,
         )
