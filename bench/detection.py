@@ -207,14 +207,15 @@ def run_engine(sc: Scenario, runs: int, cap: int, seed: int, per: int = 20) -> R
     """
     cfg = DetectionConfig(arl0=ARL0)
     signal = "edited" if sc.kind == "rate" else "groundedness"
-    learn = cfg.learn_rate_obs if sc.kind == "rate" else cfg.learn_mean_obs
     delays: list[int] = []
     misses = false_alarms = pre_obs = obs = 0
     t0 = time.process_time()
     for r in range(runs):
         xs = sc.draw(np.random.default_rng(seed + r), CHANGE + cap, 0)
         states: dict[tuple[str, str, str], dict[str, Any]] = {}
-        offset = learn  # obs before the current chart started (learning + earlier restarts)
+        # obs before the current chart started: learning (a rare rate learns for longer
+        # than learn_rate_obs, so read it from the baseline) plus earlier restarts
+        offset: int | None = None
         hit = None
         for b0 in range(0, len(xs), per * 5):
             ups = []
@@ -227,8 +228,13 @@ def run_engine(sc: Scenario, runs: int, cap: int, seed: int, per: int = 20) -> R
             end = min(b0 + per * 5, len(xs))
             obs += end - b0
             _, states = run_pass({("wf", signal): ups}, states, cfg, 60.0 * (end // per))
-            chart = states[("wf", signal, "cusum")].get("chart")
-            if chart is None or chart["alarm_at"] is None:
+            state = states[("wf", signal, "cusum")]
+            chart = state.get("chart")
+            if chart is None:
+                continue
+            if offset is None:
+                offset = int(state["baseline"]["samples"])
+            if chart["alarm_at"] is None:
                 continue
             at = offset + chart["alarm_at"]  # 1-based index of the alarming obs (bucket end)
             if at <= CHANGE:
