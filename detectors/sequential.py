@@ -229,6 +229,8 @@ def run_chart(
     if baseline is None or chart is None:
         have = learner.n if learner is not None else 0
         finding.evidence.update({"reason": "learning baseline", "learned": have, "needed": need})
+        if spec.kind == "rate":  # a rare rate also waits for enough events
+            finding.evidence["events_needed"] = config.learn_rate_events
         return finding, new
 
     finding.baseline = baseline.value

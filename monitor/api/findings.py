@@ -51,6 +51,10 @@ async def workflows(request: Request, _caller: str = Depends(require("read"))) -
                     f"{f['signal']}/{f['detector']}" for f in found if f["status"] == "critical"
                 ],
                 "warn": [f"{f['signal']}/{f['detector']}" for f in found if f["status"] == "warn"],
+                # too little data: not counted as ok, listed so a learning chart is visible
+                "unknown": [
+                    f"{f['signal']}/{f['detector']}" for f in found if f["status"] == "unknown"
+                ],
             }
         )
     return {"workflows": out, "last_detection": last}
