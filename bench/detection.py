@@ -377,12 +377,16 @@ def write_results(lines: list[str], runs: int, tune_obs: int) -> None:
             "",
         ]
     )
-    start = text.find("## Detection")
+    # replace the heading, the run line and the table; hand-written notes below stay
+    start = text.find("\n## Detection\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        nxt = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
+        start += 1
+        end = text.find("\n| scenario", start) + 1
+        while end < len(text) and text.startswith("|", end):
+            end = text.find("\n", end) + 1 or len(text)
+        text = text[:start] + section + text[end:]
     path.write_text(text)
     print(f"wrote {path}")
 
