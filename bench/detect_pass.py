@@ -109,12 +109,15 @@ def main() -> None:
             print(f"  filling to {size:,} events ...", flush=True)
             fill_s = fill(store, traffic, size)
             catch_up = detection.run_once(now=traffic.t)
-            times, rollups = [], []
+            times, rollups, compactions = [], [], []
             for _ in range(args.passes):
                 store.insert_events(traffic.minute(60), traffic.t)
                 result = detection.run_once(now=traffic.t)
                 times.append(result.seconds)
                 rollups.append(result.rollups_read)
+                compacted = detection.compact_if_due()
+                if compacted is not None:
+                    compactions.append(compacted)
             scan = scan_seconds(path)
             print(f"  {store.count_events():>12,} events stored (fill {fill_s:,.0f} s)")
             print(
@@ -124,6 +127,10 @@ def main() -> None:
             print(
                 f"    steady pass, median : {statistics.median(times):7.3f} s  "
                 f"(max {max(times):.3f} s, {statistics.median(rollups):,.0f} new rollup rows)"
+            )
+            print(
+                "    compaction (own job): "
+                + (", ".join(f"{c:.3f} s" for c in compactions) or "not due")
             )
             print(
                 f"    reference full scan : {scan:7.3f} s  "

@@ -96,6 +96,8 @@ class Detection:
     file_config: FileConfig
     listeners: list[Callable[[list[Finding], float], None]] = field(default_factory=list)
     passes: int = 0
+    compacted_passes: int = 0
+    _watermark: int = 0
     _windows: dict[str, dict[str, list[Rollup]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -141,11 +143,25 @@ class Detection:
         if persist:
             ds.save_pass(self.store, findings, states, watermark, now)
             self.passes += 1
-            if self.passes % COMPACT_EVERY == 0:
-                compact_rollups(self.store, watermark)
+            self._watermark = watermark
             for listener in self.listeners:
                 listener(findings, now)
         return PassResult(findings, read, watermark, time.perf_counter() - started)
+
+    def compact_if_due(self) -> float | None:
+        """Fold rollup deltas every COMPACT_EVERY passes; the seconds it took, or None.
+
+        Called after a pass and its policies, never inside one, so folding a large backlog
+        delays neither findings nor a switch trip.
+        """
+        if self.passes - self.compacted_passes < COMPACT_EVERY:
+            return None
+        started = time.perf_counter()
+        folded = compact_rollups(self.store, self._watermark)
+        self.compacted_passes = self.passes
+        seconds = time.perf_counter() - started
+        log.info("rollups compacted", rows_removed=folded, ms=round(seconds * 1000, 1))
+        return seconds
 
 
 class Leadership:
@@ -241,6 +257,7 @@ class DetectionLoop:
                 rollups=result.rollups_read,
                 ms=round(result.seconds * 1000, 1),
             )
+            self.detection.compact_if_due()
             return result
         except StoreUnavailable as err:
             log.warning("detection pass skipped: store unavailable", error=str(err))

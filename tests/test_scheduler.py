@@ -197,3 +197,28 @@ def test_a_second_daemon_takes_over_detection_when_the_leader_dies(
     finally:
         for d in daemons:
             d.stop()
+
+
+def test_compaction_runs_after_passes_not_inside_them(store: Store) -> None:
+    from monitor.scheduler import COMPACT_EVERY
+
+    detection = Detection(store, settings(store), FileConfig())
+    events = reviews("wf", [(PER_PASS * COMPACT_EVERY, 0.2)], seed=5)
+    # two inserts per minute bucket (PER_PASS reviews span 100 s): deltas to fold
+    feed(store, detection, events[:-PER_PASS])
+    assert detection.compact_if_due() is None  # one pass short of due
+    with store.read() as conn:
+        rows_before = conn.execute(select(func.count()).select_from(t.rollups)).scalar_one()
+        edited_before = conn.execute(
+            select(func.sum(t.rollups.c.count)).where(t.rollups.c.signal == "edited")
+        ).scalar_one()
+    feed(store, detection, events[-PER_PASS:])
+    assert detection.compact_if_due() is not None
+    assert detection.compact_if_due() is None  # not due again until COMPACT_EVERY more
+    with store.read() as conn:
+        rows_after = conn.execute(select(func.count()).select_from(t.rollups)).scalar_one()
+        edited_after = conn.execute(
+            select(func.sum(t.rollups.c.count)).where(t.rollups.c.signal == "edited")
+        ).scalar_one()
+    assert rows_after < rows_before
+    assert edited_after == edited_before + PER_PASS
