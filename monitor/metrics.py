@@ -4,8 +4,9 @@ can read values back from a fresh ``CollectorRegistry``."""
 from __future__ import annotations
 
 import threading
+from collections import Counter as CountOf
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.exposition import generate_latest
@@ -101,61 +102,98 @@ class Metrics:
     def observe_stored(self, events: Iterable[Event]) -> None:
         """Count events that were actually stored (call after commit).
 
-        Totals are summed per label set first: one ``inc`` per series per batch instead of
-        several per event (labels() + inc cost microseconds each, the batch has thousands).
-        Keys start with the counter's attribute name: hashing the Counter object itself is
-        several times slower.
+        Events are grouped by type and workflow first and each group is counted column by
+        column (``Counter`` and ``sum`` over lists run at C speed); then there is one
+        ``inc`` per series per batch instead of several per event.
         """
+        runs: dict[str, list[Run]] = {}
+        reviews: dict[str, list[Review]] = {}
+        costs: dict[str, list[Cost]] = {}
         sums: defaultdict[tuple[str, ...], float] = defaultdict(float)
-        latencies: defaultdict[str, list[float]] = defaultdict(list)
         for ev in events:
-            wf = self.workflow_label(ev.workflow)
             if isinstance(ev, Run):
-                sums["events_ingested", wf, "run"] += 1
-                sums["runs", wf, ev.status] += 1
-                if ev.retries:
-                    sums["retries", wf] += ev.retries
-                if ev.validation is not None:
-                    sums["validations", wf, ev.validation] += 1
-                if ev.latency_ms is not None:
-                    latencies[wf].append(ev.latency_ms / 1000.0)
-                if ev.team:
-                    sums["team_runs", wf, ev.team] += 1
-                _spend(sums, wf, ev.model, ev.cost_usd, ev.input_tokens, ev.output_tokens)
+                runs.setdefault(ev.workflow, []).append(ev)
             elif isinstance(ev, Review):
-                sums["events_ingested", wf, "review"] += 1
-                sums["reviews", wf, ev.decision] += 1
-                if ev.time_saved_s is not None and ev.time_saved_s > 0:
-                    sums["time_saved", wf] += ev.time_saved_s
+                reviews.setdefault(ev.workflow, []).append(ev)
             elif isinstance(ev, Cost):
-                sums["events_ingested", wf, "cost"] += 1
-                _spend(sums, wf, ev.model, ev.cost_usd, ev.input_tokens, ev.output_tokens)
-                if ev.cost_usd is None:
-                    sums["cost_unpriced", ev.model or "unknown"] += 1
+                costs.setdefault(ev.workflow, []).append(ev)
             else:  # KPIs are exported through the detection gauges, not as counters
-                sums["events_ingested", wf, type(ev).__name__.lower()] += 1
+                sums["events_ingested", self.workflow_label(ev.workflow), "kpi"] += 1
+        for workflow, some_runs in runs.items():
+            self._runs(sums, self.workflow_label(workflow), some_runs)
+        for workflow, some_reviews in reviews.items():
+            self._reviews(sums, self.workflow_label(workflow), some_reviews)
+        for workflow, some_costs in costs.items():
+            wf = self.workflow_label(workflow)
+            sums["events_ingested", wf, "cost"] += len(some_costs)
+            _spend(sums, wf, some_costs)
+            for model in [c.model or "unknown" for c in some_costs if c.cost_usd is None]:
+                sums["cost_unpriced", model] += 1
         for (name, *labels), amount in sums.items():
             counter: Counter = getattr(self, name)
             counter.labels(*labels).inc(amount)
-        for wf, values in latencies.items():
-            self.run_latency.observe_many((wf,), values)
+
+    def _runs(self, sums: defaultdict[tuple[str, ...], float], wf: str, runs: list[Run]) -> None:
+        sums["events_ingested", wf, "run"] += len(runs)
+        for status, n in _tally([r.status for r in runs]):
+            sums["runs", wf, status] += n
+        retries = sum([r.retries for r in runs])
+        if retries:
+            sums["retries", wf] += retries
+        for outcome, n in _tally([r.validation for r in runs if r.validation is not None]):
+            sums["validations", wf, outcome] += n
+        for team, n in _tally([r.team for r in runs if r.team]):
+            sums["team_runs", wf, team] += n
+        _spend(sums, wf, runs)
+        latencies = [r.latency_ms / 1000.0 for r in runs if r.latency_ms is not None]
+        if latencies:
+            self.run_latency.observe_many((wf,), latencies)
+
+    def _reviews(
+        self, sums: defaultdict[tuple[str, ...], float], wf: str, reviews: list[Review]
+    ) -> None:
+        sums["events_ingested", wf, "review"] += len(reviews)
+        for decision, n in _tally([r.decision for r in reviews]):
+            sums["reviews", wf, decision] += n
+        saved = sum([r.time_saved_s for r in reviews if r.time_saved_s and r.time_saved_s > 0])
+        if saved:
+            sums["time_saved", wf] += saved
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
+def _tally(labels: list[str]) -> Iterable[tuple[str, int]]:
+    return CountOf(labels).items()
+
+
 def _spend(
+    sums: defaultdict[tuple[str, ...], float], wf: str, records: Sequence[Run | Cost]
+) -> None:
+    """Spend and tokens by model; one model per workflow is the usual case."""
+    models = [r.model or "unknown" for r in records]
+    if models.count(models[0]) == len(models):
+        _spend_one(sums, wf, models[0], records)
+        return
+    by_model: dict[str, list[Run | Cost]] = {}
+    for model, record in zip(models, records, strict=True):
+        by_model.setdefault(model, []).append(record)
+    for model, some in by_model.items():
+        _spend_one(sums, wf, model, some)
+
+
+def _spend_one(
     sums: defaultdict[tuple[str, ...], float],
     wf: str,
-    model: str | None,
-    cost: float | None,
-    t_in: int | None,
-    t_out: int | None,
+    model: str,
+    records: Sequence[Run | Cost],
 ) -> None:
-    label = model or "unknown"
+    cost = sum([r.cost_usd for r in records if r.cost_usd])
     if cost:
-        sums["cost_usd", wf, label] += cost
-    if t_in:
-        sums["tokens", wf, label, "input"] += t_in
-    if t_out:
-        sums["tokens", wf, label, "output"] += t_out
+        sums["cost_usd", wf, model] += cost
+    tokens_in = sum([r.input_tokens for r in records if r.input_tokens])
+    if tokens_in:
+        sums["tokens", wf, model, "input"] += tokens_in
+    tokens_out = sum([r.output_tokens for r in records if r.output_tokens])
+    if tokens_out:
+        sums["tokens", wf, model, "output"] += tokens_out

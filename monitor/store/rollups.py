@@ -7,8 +7,10 @@ events, so a duplicate event (never inserted) is never counted.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import mul
 
 from detectors import signals as sig
 from monitor.events import Cost, Event, Kpi, Review, Run
@@ -79,17 +81,14 @@ def bucket_of(epoch: float) -> int:
 
 def rollup(events: Iterable[Event]) -> BatchRollup:
     out = BatchRollup()
-    runs: dict[tuple[str, int], _RunAcc] = {}
+    runs: dict[tuple[str, int], list[Run]] = {}
     for ev in events:
-        bucket = bucket_of(ev.epoch)
+        bucket = int(ev.epoch // 60) * 60
         if isinstance(ev, Run):
-            key = (ev.workflow, bucket)
-            acc = runs.get(key)
-            if acc is None:
-                acc = runs[key] = _RunAcc()
-            acc.add(ev)
-            if ev.model or ev.model_version or ev.prompt_version:
-                _version(out, ev)
+            group = runs.get((ev.workflow, bucket))
+            if group is None:
+                group = runs[(ev.workflow, bucket)] = []
+            group.append(ev)
         elif isinstance(ev, Review):
             _review(out, ev, bucket)
         elif isinstance(ev, Cost):
@@ -100,107 +99,106 @@ def rollup(events: Iterable[Event]) -> BatchRollup:
             out.agg(ev.workflow, sig.KPI_PREFIX + ev.name, bucket).value(ev.value)
         if ev.user:
             out.actors[(ev.workflow, bucket // 86_400, ev.user)] = ev.team or ""
-    for (wf, bucket), acc in runs.items():
-        acc.emit(out, wf, bucket)
+    for (wf, bucket), group in runs.items():
+        _runs(out, wf, bucket, group)
     return out
 
 
-class _RunAcc:
-    """All run signals of one (workflow, minute), accumulated with one dict lookup per
-    event instead of one per signal: the hot loop of ingest."""
+def _runs(out: BatchRollup, wf: str, bucket: int, runs: list[Run]) -> None:
+    """All run signals of one (workflow, minute), column by column.
 
-    __slots__ = (
-        "actions",
-        "errors",
-        "escalated",
-        "n",
-        "ok",
-        "retried",
-        "teams",
-        "timeouts",
-        "validated",
-        "values",
+    This is the hot loop of ingest: list comprehensions and ``list.count`` run at C speed,
+    where a method call per event and signal cost several microseconds per event.
+    """
+    n = len(runs)
+    statuses = [r.status for r in runs]
+    _rate(out, wf, sig.RUNS, bucket, n, statuses.count("ok"))
+    _rate(out, wf, sig.ERRORS, bucket, n, statuses.count("error"))
+    _rate(out, wf, sig.TIMEOUTS, bucket, n, statuses.count("timeout"))
+    retries = [r.retries for r in runs]
+    _values(out, wf, sig.RETRIES, bucket, retries)
+    out.agg(wf, sig.RETRIES, bucket).successes += n - retries.count(0)
+    _values(
+        out, wf, sig.LATENCY_MS, bucket, [r.latency_ms for r in runs if r.latency_ms is not None]
     )
-
-    def __init__(self) -> None:
-        self.n = self.ok = self.errors = self.timeouts = self.retried = 0
-        self.validated = [0, 0]  # reported, failed
-        self.escalated = [0, 0]  # reported, escalated
-        self.values: dict[str, Agg] = {}
-        self.actions: dict[str, list[int]] = {}  # action -> [runs, failed]
-        self.teams: dict[str, list[int]] = {}  # team -> [runs, ok]
-
-    def _value(self, signal: str, v: float) -> None:
-        agg = self.values.get(signal)
-        if agg is None:
-            agg = self.values[signal] = Agg()
-        agg.value(v)
-
-    def add(self, ev: Run) -> None:
-        status = ev.status
-        self.n += 1
-        self.ok += status == "ok"
-        self.errors += status == "error"
-        self.timeouts += status == "timeout"
-        self.retried += ev.retries > 0
-        self._value(sig.RETRIES, float(ev.retries))
-        if ev.latency_ms is not None:
-            self._value(sig.LATENCY_MS, ev.latency_ms)
-        if ev.groundedness is not None:
-            self._value(sig.GROUNDEDNESS, ev.groundedness)
-        if ev.confidence is not None:
-            self._value(sig.CONFIDENCE, ev.confidence)
-        if ev.validation is not None:
-            self.validated[0] += 1
-            self.validated[1] += ev.validation == "failed"
-        if ev.escalated is not None:
-            self.escalated[0] += 1
-            self.escalated[1] += ev.escalated
-        if ev.action is not None:
-            counts = self.actions.setdefault(ev.action, [0, 0])
-            counts[0] += 1
-            counts[1] += status != "ok"
-        if ev.team:
-            counts = self.teams.setdefault(ev.team, [0, 0])
-            counts[0] += 1
-            counts[1] += status == "ok"
-        if ev.cost_usd is not None:
-            self._value(sig.SPEND_USD, ev.cost_usd)
-        if ev.input_tokens is not None or ev.output_tokens is not None:
-            self._value(sig.TOKENS, float((ev.input_tokens or 0) + (ev.output_tokens or 0)))
-
-    def emit(self, out: BatchRollup, wf: str, bucket: int) -> None:
-        rates = {
-            sig.RUNS: (self.n, self.ok),
-            sig.ERRORS: (self.n, self.errors),
-            sig.TIMEOUTS: (self.n, self.timeouts),
-        }
-        if self.validated[0]:
-            rates[sig.VALIDATION_FAILED] = (self.validated[0], self.validated[1])
-        if self.escalated[0]:
-            rates[sig.ESCALATED] = (self.escalated[0], self.escalated[1])
-        for action, (n, failed) in self.actions.items():
-            rates[sig.ACTION_ERRORS_PREFIX + action] = (n, failed)
-        for team, (n, ok) in self.teams.items():
-            rates[sig.TEAM_RUNS_PREFIX + team] = (n, ok)
-        for signal, (n, k) in rates.items():
-            agg = out.agg(wf, signal, bucket)
-            agg.count += n
-            agg.successes += k
-        for signal, part in self.values.items():
-            agg = out.agg(wf, signal, bucket)
-            agg.merge(part)
-        out.agg(wf, sig.RETRIES, bucket).successes += self.retried
+    _values(
+        out,
+        wf,
+        sig.GROUNDEDNESS,
+        bucket,
+        [r.groundedness for r in runs if r.groundedness is not None],
+    )
+    _values(
+        out, wf, sig.CONFIDENCE, bucket, [r.confidence for r in runs if r.confidence is not None]
+    )
+    validations = [r.validation for r in runs if r.validation is not None]
+    if validations:
+        _rate(out, wf, sig.VALIDATION_FAILED, bucket, len(validations), validations.count("failed"))
+    escalations = [r.escalated for r in runs if r.escalated is not None]
+    if escalations:
+        _rate(out, wf, sig.ESCALATED, bucket, len(escalations), escalations.count(True))
+    actions = Counter([r.action for r in runs if r.action])
+    if actions:
+        failed = Counter([r.action for r in runs if r.action and r.status != "ok"])
+        for action, count in actions.items():
+            _rate(out, wf, sig.ACTION_ERRORS_PREFIX + action, bucket, count, failed[action])
+    teams = Counter([r.team for r in runs if r.team])
+    if teams:
+        ok = Counter([r.team for r in runs if r.team and r.status == "ok"])
+        for team, count in teams.items():
+            _rate(out, wf, sig.TEAM_RUNS_PREFIX + team, bucket, count, ok[team])
+    _values(out, wf, sig.SPEND_USD, bucket, [r.cost_usd for r in runs if r.cost_usd is not None])
+    _values(
+        out,
+        wf,
+        sig.TOKENS,
+        bucket,
+        [
+            (r.input_tokens or 0) + (r.output_tokens or 0)
+            for r in runs
+            if r.input_tokens is not None or r.output_tokens is not None
+        ],
+    )
+    versioned = [r for r in runs if r.model or r.model_version or r.prompt_version]
+    if versioned:
+        _versions(out, wf, versioned)
 
 
-def _version(out: BatchRollup, ev: Run) -> None:
-    key = (ev.workflow, ev.model or "", ev.model_version or "", ev.prompt_version or "")
-    seen = out.versions.get(key)
-    if seen is None:
-        seen = out.versions[key] = VersionSeen(ev.epoch, ev.epoch)
-    seen.first = min(seen.first, ev.epoch)
-    seen.last = max(seen.last, ev.epoch)
-    seen.count += 1
+def _rate(out: BatchRollup, wf: str, signal: str, bucket: int, n: int, k: int) -> None:
+    agg = out.agg(wf, signal, bucket)
+    agg.count += n
+    agg.successes += k
+
+
+def _values(
+    out: BatchRollup, wf: str, signal: str, bucket: int, xs: list[float] | list[int]
+) -> None:
+    if not xs:
+        return
+    part = Agg(len(xs), 0, float(sum(xs)), float(sum(map(mul, xs, xs))), min(xs), max(xs))
+    out.agg(wf, signal, bucket).merge(part)
+
+
+def _versions(out: BatchRollup, wf: str, runs: list[Run]) -> None:
+    epochs = [r.epoch for r in runs]
+    keys = [(r.model or "", r.model_version or "", r.prompt_version or "") for r in runs]
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    if keys.count(keys[0]) == len(keys):  # the usual case: one version per workflow
+        groups[keys[0]] = epochs
+    else:
+        for key, epoch in zip(keys, epochs, strict=True):
+            groups.setdefault(key, []).append(epoch)
+    for (model, model_version, prompt_version), times in groups.items():
+        first, last = min(times), max(times)
+        seen = out.versions.get((wf, model, model_version, prompt_version))
+        if seen is None:
+            out.versions[(wf, model, model_version, prompt_version)] = VersionSeen(
+                first, last, len(times)
+            )
+        else:
+            seen.first = min(seen.first, first)
+            seen.last = max(seen.last, last)
+            seen.count += len(times)
 
 
 def _review(out: BatchRollup, ev: Review, bucket: int) -> None:

@@ -13,12 +13,15 @@ from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.events import Event, encode_event
+from monitor.events import Cost, Event, Kpi, Review, Run, encode_event
 from monitor.store import schema as t
 from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine
 from monitor.store.rollups import BatchRollup, rollup
 
 ROLLUP_SEQ = "rollups"
+EVENT_COLUMNS = ("id", "type", "workflow", "ts", "received_at", "payload")
+EventRow = tuple[str, str, str, float, float, str]  # in EVENT_COLUMNS order
+_KIND: dict[type[Event], str] = {kind: kind.__name__.lower() for kind in (Run, Review, Cost, Kpi)}
 _SQLITE_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on old builds
 
 
@@ -102,26 +105,26 @@ class Store:
         if not unique and also is None:
             return InsertResult(0, len(batch))
         rows = [
-            {
-                "id": ev.id,
-                "type": type(ev).__name__.lower(),
-                "workflow": ev.workflow,
-                "ts": ev.epoch,
-                "received_at": received,
-                "payload": encode_event(ev).decode(),
-            }
+            (ev.id, _KIND[type(ev)], ev.workflow, ev.epoch, received, encode_event(ev).decode())
             for ev in unique.values()
         ]
+        # Rolled up before the write lock is taken, so the serial part of ingest is only
+        # database work; redone for the stored subset if some ids were already there.
+        deltas = rollup(unique.values())
         with self.write() as conn:
             stored_ids = self._insert_new(conn, rows) if rows else set()
-            inserted = [unique[i] for i in unique if i in stored_ids]
+            if len(stored_ids) == len(unique):
+                inserted = list(unique.values())
+            else:
+                inserted = [unique[i] for i in unique if i in stored_ids]
+                deltas = rollup(inserted)
             if inserted:
-                self._write_rollups(conn, rollup(inserted))
+                self._write_rollups(conn, deltas)
             if also is not None:
                 also(conn)
         return InsertResult(len(inserted), len(batch) - len(inserted), inserted)
 
-    def _insert_new(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    def _insert_new(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         """Insert rows whose id is new; return the ids inserted."""
         if self.dialect == "sqlite":
             return self._insert_new_sqlite(conn, rows)
@@ -132,14 +135,16 @@ class Store:
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(t.events.c.id)
         )
-        return {r[0] for r in conn.execute(stmt, rows)}
+        return {
+            r[0]
+            for r in conn.execute(stmt, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
+        }
 
-    def _insert_new_postgres(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    def _insert_new_postgres(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         # One statement over arrays: the server does the per-row work, not the driver.
         # %b sends the arrays in binary: the text format escapes every quote of every JSON
         # payload with a regex, which was 80 % of the ingest time.
-        columns = ("id", "type", "workflow", "ts", "received_at", "payload")
-        arrays = tuple([r[c] for r in rows] for c in columns)
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
         found = conn.exec_driver_sql(
             "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
             "SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], "
@@ -149,12 +154,12 @@ class Store:
         )
         return {r[0] for r in found}
 
-    def _insert_new_sqlite(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    def _insert_new_sqlite(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         # Under BEGIN IMMEDIATE and the in-process write lock nobody else can insert between
         # the look-up and the insert, so this equals ON CONFLICT DO NOTHING RETURNING, at a
         # third of the cost (a plain executemany instead of generated multi-row statements).
         existing: set[str] = set()
-        ids = [r["id"] for r in rows]
+        ids = [r[0] for r in rows]
         for start in range(0, len(ids), _SQLITE_IN_CHUNK):
             chunk = ids[start : start + _SQLITE_IN_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -162,17 +167,14 @@ class Store:
                 f"SELECT id FROM events WHERE id IN ({marks})", tuple(chunk)
             )
             existing.update(r[0] for r in found)
-        new = [r for r in rows if r["id"] not in existing]
+        new = [r for r in rows if r[0] not in existing] if existing else rows
         if new:
             conn.exec_driver_sql(
                 "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r["id"], r["type"], r["workflow"], r["ts"], r["received_at"], r["payload"])
-                    for r in new
-                ],
+                new,
             )
-        return {r["id"] for r in new}
+        return {r[0] for r in new}
 
     def next_seq(self, conn: Connection, name: str) -> int:
         # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
@@ -193,21 +195,14 @@ class Store:
 
     def _write_rollups(self, conn: Connection, batch: BatchRollup) -> None:
         seq = self.next_seq(conn, ROLLUP_SEQ)
-        conn.execute(
-            t.rollups.insert(),
+        # driver-level executemany: SQLAlchemy's per-row parameter processing cost more
+        # than the insert itself
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            "INSERT INTO rollups (workflow, signal, bucket, count, successes, sum, sumsq, "
+            f"min, max, seq) VALUES ({', '.join([mark] * 10)})",
             [
-                {
-                    "workflow": wf,
-                    "signal": signal,
-                    "bucket": bucket,
-                    "count": a.count,
-                    "successes": a.successes,
-                    "sum": a.sum,
-                    "sumsq": a.sumsq,
-                    "min": a.min,
-                    "max": a.max,
-                    "seq": seq,
-                }
+                (wf, signal, bucket, a.count, a.successes, a.sum, a.sumsq, a.min, a.max, seq)
                 for (wf, signal, bucket), a in batch.aggs.items()
             ],
         )
