@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +21,18 @@ from monitor.store.rollups import BatchRollup, rollup
 
 ROLLUP_SEQ = "rollups"
 EVENT_COLUMNS = ("id", "type", "workflow", "ts", "received_at", "payload")
+ROLLUP_COLUMNS = (
+    "workflow",
+    "signal",
+    "bucket",
+    "count",
+    "successes",
+    "sum",
+    "sumsq",
+    "min",
+    "max",
+    "seq",
+)
 EventRow = tuple[str, str, str, float, float, str]  # in EVENT_COLUMNS order
 _KIND: dict[type[Event], str] = {kind: kind.__name__.lower() for kind in (Run, Review, Cost, Kpi)}
 _SQLITE_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on old builds
@@ -157,24 +170,39 @@ class Store:
     def _insert_new_sqlite(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         # Under BEGIN IMMEDIATE and the in-process write lock nobody else can insert between
         # the look-up and the insert, so this equals ON CONFLICT DO NOTHING RETURNING, at a
-        # third of the cost (a plain executemany instead of generated multi-row statements).
-        existing: set[str] = set()
-        ids = [r[0] for r in rows]
-        for start in range(0, len(ids), _SQLITE_IN_CHUNK):
-            chunk = ids[start : start + _SQLITE_IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found = conn.exec_driver_sql(
-                f"SELECT id FROM events WHERE id IN ({marks})", tuple(chunk)
-            )
-            existing.update(r[0] for r in found)
+        # third of the cost (a plain insert instead of generated multi-row statements).
+        found = conn.exec_driver_sql(
+            "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps([r[0] for r in rows]),),
+        )
+        existing = {r[0] for r in found}
         new = [r for r in rows if r[0] not in existing] if existing else rows
         if new:
-            conn.exec_driver_sql(
-                "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                new,
-            )
+            self._insert_rows(conn, "events", EVENT_COLUMNS, new)
         return {r[0] for r in new}
+
+    def _insert_rows(
+        self,
+        conn: Connection,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """A plain multi-row INSERT at driver level (SQLAlchemy's per-row parameter handling
+        cost more than the insert itself).
+
+        SQLite gets the rows as one JSON array unpacked by ``json_each``: one statement,
+        one release of the GIL for the whole batch. ``executemany`` re-takes the GIL after
+        every row, so a thread parsing the next request stalled the insert row by row.
+        """
+        names = ", ".join(columns)
+        if self.dialect == "sqlite":
+            values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+            sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM json_each(?)"
+            conn.exec_driver_sql(sql, (orjson.dumps(rows),))
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
 
     def next_seq(self, conn: Connection, name: str) -> int:
         # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
@@ -195,12 +223,10 @@ class Store:
 
     def _write_rollups(self, conn: Connection, batch: BatchRollup) -> None:
         seq = self.next_seq(conn, ROLLUP_SEQ)
-        # driver-level executemany: SQLAlchemy's per-row parameter processing cost more
-        # than the insert itself
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            "INSERT INTO rollups (workflow, signal, bucket, count, successes, sum, sumsq, "
-            f"min, max, seq) VALUES ({', '.join([mark] * 10)})",
+        self._insert_rows(
+            conn,
+            "rollups",
+            ROLLUP_COLUMNS,
             [
                 (wf, signal, bucket, a.count, a.successes, a.sum, a.sumsq, a.min, a.max, seq)
                 for (wf, signal, bucket), a in batch.aggs.items()
