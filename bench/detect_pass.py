@@ -118,6 +118,7 @@ def main() -> None:
                 compacted = detection.compact_if_due()
                 if compacted is not None:
                     compactions.append(compacted)
+                    print(f"    (compaction after pass {len(times)})", flush=True)
             scan = scan_seconds(path)
             print(f"  {store.count_events():>12,} events stored (fill {fill_s:,.0f} s)")
             print(
@@ -126,8 +127,10 @@ def main() -> None:
             )
             print(
                 f"    steady pass, median : {statistics.median(times):7.3f} s  "
-                f"(max {max(times):.3f} s, {statistics.median(rollups):,.0f} new rollup rows)"
+                f"(max {max(times):.3f} s at pass {times.index(max(times)) + 1}, "
+                f"{statistics.median(rollups):,.0f} new rollup rows)"
             )
+            print("    every pass (s)      : " + " ".join(f"{x:.2f}" for x in times))
             print(
                 "    compaction (own job): "
                 + (", ".join(f"{c:.3f} s" for c in compactions) or "not due")
