@@ -161,41 +161,42 @@ def test_each_batch_gets_a_higher_rollup_sequence(store: Store) -> None:
     assert len(seqs) == 2 and seqs[1] > seqs[0]
 
 
+def top_seq(store: Store) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
+
+
+def rollup_rows(store: Store, signal: str) -> int:
+    with store.read() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(t.rollups).where(t.rollups.c.signal == signal)
+            ).scalar_one()
+        )
+
+
 def test_compaction_folds_deltas_without_changing_totals(store: Store) -> None:
     for k in range(4):
         store.insert_events(runs(25, prefix=f"b{k}-"))
     before = rollup_totals(store, sig.RUNS)
-    with store.read() as conn:
-        top = conn.execute(select(func.max(t.rollups.c.seq))).scalar_one()
-    folded = compact_rollups(store, int(top))
+    folded = compact_rollups(store, top_seq(store))
     assert folded > 0
     assert rollup_totals(store, sig.RUNS) == before
-    with store.read() as conn:
-        rows = conn.execute(
-            select(func.count()).select_from(t.rollups).where(t.rollups.c.signal == sig.RUNS)
-        ).scalar_one()
-    assert rows == 1
+    assert rollup_rows(store, sig.RUNS) == 1
 
 
 def test_compaction_looks_only_at_buckets_written_since_the_last_one(store: Store) -> None:
     for k in range(3):
         store.insert_events(runs(25, prefix=f"a{k}-"))
-    with store.read() as conn:
-        first = int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
+    first = top_seq(store)
     assert compact_rollups(store, first) > 0
     assert compact_rollups(store, first) == 0  # nothing new: nothing scanned or folded
     # a late delta into the same (already folded) buckets is folded with them next time
     store.insert_events(runs(25, prefix="late-"))
     before = rollup_totals(store, sig.RUNS)
-    with store.read() as conn:
-        top = int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
-    assert compact_rollups(store, top) > 0
+    assert compact_rollups(store, top_seq(store)) > 0
     assert rollup_totals(store, sig.RUNS) == before
-    with store.read() as conn:
-        rows = conn.execute(
-            select(func.count()).select_from(t.rollups).where(t.rollups.c.signal == sig.RUNS)
-        ).scalar_one()
-    assert rows == 1
+    assert rollup_rows(store, sig.RUNS) == 1
 
 
 def test_prune_deletes_old_events_and_rollups_only(store: Store) -> None:
