@@ -77,7 +77,6 @@ def split_ndjson(body: bytes) -> list[tuple[int, bytes]]:
 
 def parse_batch(body: bytes, fmt: Format, received_at: float | None = None) -> Parsed:
     received = time.time() if received_at is None else received_at
-    items: list[tuple[int, bytes]]
     if fmt == "ndjson":
         items = split_ndjson(body)
         _check_count(len(items))

@@ -13,6 +13,7 @@ from prometheus_client.exposition import generate_latest
 
 from monitor.batch_histogram import BatchHistogram
 from monitor.events import Cost, Event, Review, Run
+from monitor.grouping import group_by
 
 # *_created series double the exposition size and no dashboard of ours reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -172,13 +173,7 @@ def _spend(
 ) -> None:
     """Spend and tokens by model; one model per workflow is the usual case."""
     models = [r.model or "unknown" for r in records]
-    if models.count(models[0]) == len(models):
-        _spend_one(sums, wf, models[0], records)
-        return
-    by_model: dict[str, list[Run | Cost]] = {}
-    for model, record in zip(models, records, strict=True):
-        by_model.setdefault(model, []).append(record)
-    for model, some in by_model.items():
+    for model, some in group_by(models, records).items():
         _spend_one(sums, wf, model, some)
 
 

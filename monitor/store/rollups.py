@@ -14,6 +14,7 @@ from operator import mul
 
 from detectors import signals as sig
 from monitor.events import Cost, Event, Kpi, Review, Run
+from monitor.grouping import group_by
 
 Key = tuple[str, str, int]  # workflow, signal, bucket start
 
@@ -83,7 +84,7 @@ def rollup(events: Iterable[Event]) -> BatchRollup:
     out = BatchRollup()
     runs: dict[tuple[str, int], list[Run]] = {}
     for ev in events:
-        bucket = int(ev.epoch // 60) * 60
+        bucket = bucket_of(ev.epoch)
         if isinstance(ev, Run):
             group = runs.get((ev.workflow, bucket))
             if group is None:
@@ -180,15 +181,10 @@ def _values(
 
 
 def _versions(out: BatchRollup, wf: str, runs: list[Run]) -> None:
-    epochs = [r.epoch for r in runs]
     keys = [(r.model or "", r.model_version or "", r.prompt_version or "") for r in runs]
-    groups: dict[tuple[str, str, str], list[float]] = {}
-    if keys.count(keys[0]) == len(keys):  # the usual case: one version per workflow
-        groups[keys[0]] = epochs
-    else:
-        for key, epoch in zip(keys, epochs, strict=True):
-            groups.setdefault(key, []).append(epoch)
-    for (model, model_version, prompt_version), times in groups.items():
+    for (model, model_version, prompt_version), times in group_by(
+        keys, [r.epoch for r in runs]
+    ).items():
         first, last = min(times), max(times)
         seen = out.versions.get((wf, model, model_version, prompt_version))
         if seen is None:

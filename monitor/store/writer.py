@@ -35,7 +35,6 @@ ROLLUP_COLUMNS = (
 )
 EventRow = tuple[str, str, str, float, float, str]  # in EVENT_COLUMNS order
 _KIND: dict[type[Event], str] = {kind: kind.__name__.lower() for kind in (Run, Review, Cost, Kpi)}
-_SQLITE_IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on old builds
 
 
 @dataclass(slots=True)
