@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, and_, delete, func, select, tuple_
 
 from monitor.store import schema as t
-from monitor.store.writer import Store
+from monitor.store.writer import ROLLUP_COLUMNS, Store
 
 COMPACTED_SEQ = "rollups_compacted"  # sequences row: deltas up to here are folded
 
@@ -59,10 +59,9 @@ def compact_rollups(store: Store, watermark: int) -> int:
         ).all()
         deleted = conn.execute(delete(t.rollups).where(in_touched)).rowcount
         if folded:
-            names = ("workflow", "signal", "bucket", "count", "successes", "sum", "sumsq")
             conn.execute(
                 t.rollups.insert(),
-                [dict(zip((*names, "min", "max", "seq"), row, strict=True)) for row in folded],
+                [dict(zip(ROLLUP_COLUMNS, row, strict=True)) for row in folded],
             )
         _set_compacted_upto(store, conn, watermark)
     return int(deleted or 0) - len(folded)
