@@ -20,13 +20,15 @@ Example:
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
 from typing import Any, Final
 
 from detectors import signals as sig
 from detectors.family import States, WorkflowInput, run_specs
 from detectors.sequential import SignalSpec, iso_window
 from detectors.stats.burn_rate import DEFAULT_RULES, evaluate_burn_rates
-from detectors.types import Finding, Status
+from detectors.types import Finding, Rollup, Status
 
 SPECS: Final = (
     SignalSpec(sig.ERRORS, "rate", "up"),
@@ -40,33 +42,56 @@ _KEEP_S: Final = max(r.long_s for r in DEFAULT_RULES)
 _MINUTE_S: Final = 6 * 3600  # longest window that needs minute resolution (6h, 30m, 5m ...)
 
 
-def _compact(buckets: dict[str, list[int]], now: float) -> dict[str, list[int]]:
-    """Keep minutes for the last ``_MINUTE_S`` (the short windows, exact) and fold older
-    minutes into hours: the 1d/3d windows then start on an hour (<= 1 h of 24 h off) and the
-    state holds ~430 entries instead of 4,320."""
+Buckets = list[list[int]]  # [[bucket start, trials, bad], ...] ascending: JSON-friendly
+
+
+def _saved_buckets(state: dict[str, Any]) -> Buckets:
+    saved = state.get("buckets", [])
+    if isinstance(saved, dict):  # saved by an older version: {"<start>": [trials, bad]}
+        return sorted([int(b), n, k] for b, (n, k) in saved.items())
+    return list(saved)
+
+
+def _merge(saved: Buckets, rollups: Iterable[Rollup], now: float) -> Buckets:
+    """Add new minute rollups, drop what left the longest window, and keep minutes for the
+    last ``_MINUTE_S`` (the short windows, exact) while older minutes fold into hours: the
+    1d/3d windows then start on an hour (<= 1 h of 24 h off) and the state holds ~430
+    entries instead of 4,320.
+
+    Rows are never changed in place (they may be shared with the saved state), and only
+    the rows older than the minute horizon are looped over in Python, so a pass costs
+    O(new rollups + hours kept), not O(minutes kept).
+    """
+    added: dict[int, list[int]] = {}
+    for r in rollups:
+        row = added.get(r.bucket) or [r.bucket, 0, 0]
+        added[r.bucket] = [r.bucket, row[1] + r.count, row[2] + r.successes]
+    if saved and added and min(added) <= saved[-1][0]:  # a late bucket: merge by start
+        merged = {row[0]: row for row in saved}
+        for start, n, k in added.values():
+            old = merged.get(start, [start, 0, 0])
+            merged[start] = [start, old[1] + n, old[2] + k]
+        rows = sorted(merged.values())
+    else:
+        rows = saved + sorted(added.values())
+    starts = [row[0] for row in rows]
     cut = int(now - _MINUTE_S)
     cut -= cut % 3600
-    out: dict[str, list[int]] = {}
-    for b, (n, k) in buckets.items():
-        t = int(b)
-        key = str(t if t >= cut else t - t % 3600)
-        acc = out.setdefault(key, [0, 0])
-        acc[0] += n
-        acc[1] += k
-    return out
+    split = bisect_left(starts, cut)
+    hours: dict[int, list[int]] = {}
+    for start, n, k in rows[bisect_left(starts, now - _KEEP_S) : split]:
+        key = start - start % 3600
+        acc = hours.get(key)
+        hours[key] = [key, n, k] if acc is None else [key, acc[1] + n, acc[2] + k]
+    return [*hours.values(), *rows[split:]]
 
 
 def _burn_rate(inp: WorkflowInput, signal: str) -> tuple[Finding, dict[str, Any]]:
     """Merge new minute buckets into the saved ones (3 days kept) and apply the SLO rules."""
     state = inp.states.get((signal, "burn_rate"), {})
-    buckets: dict[str, list[int]] = {k: list(v) for k, v in state.get("buckets", {}).items()}
-    for r in inp.rollups.get(signal, ()):
-        n_k = buckets.setdefault(str(r.bucket), [0, 0])
-        n_k[0] += r.count
-        n_k[1] += r.successes
-    buckets = _compact({b: v for b, v in buckets.items() if int(b) >= inp.now - _KEEP_S}, inp.now)
+    buckets = _merge(_saved_buckets(state), inp.rollups.get(signal, ()), inp.now)
     res = evaluate_burn_rates(
-        ((int(b), v[0], v[1]) for b, v in buckets.items()),
+        ((b, n, k) for b, n, k in buckets),
         inp.config.slo_for(inp.workflow),
         inp.now,
     )

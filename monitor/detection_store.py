@@ -24,14 +24,17 @@ from monitor.store import schema as t
 
 WATERMARK = "detection"
 LAST_PASS = "last_detection"
+EPOCH = "detection_epoch"  # random token of the last saved pass (see Detection._states)
 RollupKey = tuple[str, str]
 StateKey = tuple[str, str, str]
+States = dict[StateKey, dict[str, Any]]
 
 
 @dataclass(slots=True)
 class PassInput:
     rollups: dict[RollupKey, list[Rollup]]
     watermark: int  # highest seq included
+    more: bool = False  # rows with seq > watermark were left for the next chunk
 
 
 def _json(value: Any) -> str:
@@ -54,44 +57,51 @@ def write_counter(store: Store, conn: Connection, name: str, value: int) -> None
 def load_new_rollups(
     store: Store, after: int, limit: int, workflow: str | None = None
 ) -> PassInput:
-    """Up to about ``limit`` rollup rows with ``seq > after``, whole seqs only, in seq order."""
+    """Up to about ``limit`` rollup rows with ``seq > after``, whole seqs only, in seq order.
+
+    ``more`` says a further call is needed: the chunk stops before the seq that would take
+    it past ``limit``, so a short chunk does not mean the backlog is read. One seq larger
+    than ``limit`` is read whole (never an empty chunk that would not move the watermark).
+    """
     r = t.rollups.c
     with store.read() as conn:
         top = conn.execute(
             select(r.seq).where(r.seq > after).order_by(r.seq).offset(limit).limit(1)
         ).scalar()
-        query = select(t.rollups).where(r.seq > after)
+        if (
+            top is not None
+            and top == conn.execute(select(func.min(r.seq)).where(r.seq > after)).scalar()
+        ):
+            top = conn.execute(select(func.min(r.seq)).where(r.seq > top)).scalar()
+        query = select(
+            r.workflow, r.signal, r.bucket, r["count"], r.successes, r.sum, r.sumsq, r.min, r.max
+        ).where(r.seq > after)
         if top is not None:
             query = query.where(r.seq < top)  # stop before a seq that would be cut in half
         if workflow is not None:
             query = query.where(r.workflow == workflow)
-        rows = conn.execute(query.order_by(r.seq, r.bucket)).all()
+        rows = conn.execute(query.order_by(r.seq, r.bucket)).tuples().all()
         newest = conn.execute(select(func.max(r.seq))).scalar() if top is None else top - 1
     out: dict[RollupKey, list[Rollup]] = defaultdict(list)
-    for row in rows:
-        out[(row.workflow, row.signal)].append(
-            Rollup(
-                row.workflow,
-                row.signal,
-                int(row.bucket),
-                int(row._mapping["count"]),
-                int(row.successes),
-                float(row.sum),
-                float(row.sumsq),
-                row.min,
-                row.max,
-            )
+    for wf, signal, bucket, n, k, s, ss, lo, hi in rows:
+        out[(wf, signal)].append(
+            Rollup(wf, signal, int(bucket), int(n), int(k), float(s), float(ss), lo, hi)
         )
-    return PassInput(dict(out), max(after, int(newest or 0)))
+    return PassInput(dict(out), max(after, int(newest or 0)), more=top is not None)
 
 
-def load_states(store: Store) -> tuple[dict[StateKey, dict[str, Any]], int]:
+def load_states(store: Store) -> tuple[States, int]:
     """All detector states and the watermark they correspond to."""
     d = t.detector_state.c
     with store.read() as conn:
         rows = conn.execute(select(d.workflow, d.signal, d.detector, d.state)).all()
         watermark = read_counter(conn, WATERMARK)
     return {(w, s, det): orjson.loads(st) for w, s, det, st in rows}, watermark
+
+
+def load_epoch(store: Store) -> int:
+    with store.read() as conn:
+        return read_counter(conn, EPOCH)
 
 
 def load_versions(store: Store) -> dict[str, list[str]]:
@@ -146,12 +156,14 @@ def save_pass(
     states: Mapping[StateKey, dict[str, Any]],
     watermark: int,
     now: float,
+    epoch: int = 0,
 ) -> None:
-    """Persist one pass atomically: states, watermark, findings (history kept)."""
+    """Persist one pass atomically: states, watermark, epoch, findings (history kept)."""
     with store.write() as conn:
         _save_states(store, conn, states, watermark, now)
         write_counter(store, conn, WATERMARK, watermark)
         write_counter(store, conn, LAST_PASS, int(now))
+        write_counter(store, conn, EPOCH, epoch)
         _save_findings(conn, findings, now)
 
 

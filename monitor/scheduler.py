@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -95,10 +96,12 @@ class Detection:
     settings: Settings
     file_config: FileConfig
     listeners: list[Callable[[list[Finding], float], None]] = field(default_factory=list)
+    rows_per_chunk: int = MAX_ROWS_PER_CHUNK  # bounds memory while a pass reads a backlog
     passes: int = 0
     compacted_passes: int = 0
     _watermark: int = 0
     _windows: dict[str, dict[str, list[Rollup]]] = field(default_factory=dict)
+    _kept: tuple[int, int, ds.States] | None = None  # (epoch, watermark, states) last saved
 
     def __post_init__(self) -> None:
         self.config = build_config(self.settings, self.file_config)
@@ -118,16 +121,15 @@ class Detection:
     def run_once(self, now: float | None = None, persist: bool = True) -> PassResult:
         started = time.perf_counter()
         now = time.time() if now is None else now
-        states, watermark = ds.load_states(self.store)
+        states, watermark = self._states()
         versions = ds.load_versions(self.store)
         users = ds.load_active_users(self.store, now)
         windows = self._baseline_windows()
         read = 0
         findings: list[Finding] = []
         while True:
-            chunk = ds.load_new_rollups(self.store, watermark, MAX_ROWS_PER_CHUNK)
-            size = sum(len(v) for v in chunk.rollups.values())
-            read += size
+            chunk = ds.load_new_rollups(self.store, watermark, self.rows_per_chunk)
+            read += sum(len(v) for v in chunk.rollups.values())
             findings, states = run_pass(
                 chunk.rollups,
                 states,
@@ -138,15 +140,30 @@ class Detection:
                 baseline_rollups=windows,
             )
             watermark = chunk.watermark
-            if size < MAX_ROWS_PER_CHUNK:
+            if not chunk.more:
                 break
         if persist:
-            ds.save_pass(self.store, findings, states, watermark, now)
+            epoch = secrets.randbits(62)
+            ds.save_pass(self.store, findings, states, watermark, now, epoch)
+            self._kept = (epoch, watermark, states)
             self.passes += 1
             self._watermark = watermark
             for listener in self.listeners:
                 listener(findings, now)
         return PassResult(findings, read, watermark, time.perf_counter() - started)
+
+    def _states(self) -> tuple[ds.States, int]:
+        """The detector states and their watermark: the ones this object saved last if the
+        store still holds them (same epoch token), else read from the store.
+
+        Reading and parsing every state is most of a steady pass's fixed cost; the epoch
+        changes whenever anyone else (another daemon that led for a while, ``driftwarden
+        check``) saves a pass, and a pass that fails half-way drops what was kept.
+        """
+        kept, self._kept = self._kept, None
+        if kept is not None and ds.load_epoch(self.store) == kept[0]:
+            return kept[2], kept[1]
+        return ds.load_states(self.store)
 
     def compact_if_due(self) -> float | None:
         """Fold rollup deltas every COMPACT_EVERY passes; the seconds it took, or None.

@@ -8,6 +8,9 @@ import importlib
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from detectors import adoption, cost, health, quality
 from detectors.config import DeclaredBaseline, DetectionConfig
@@ -104,6 +107,69 @@ def test_burn_rate_state_stays_small_over_three_days_and_long_windows_stay_right
     assert burn.evidence["burn_rates"]["6h"] == pytest.approx(1.0)
     assert burn.status is Status.WARN  # exactly on budget for 3 days: ticket_3d
     assert len(states[("errors", "burn_rate")]["buckets"]) <= 6 * 60 + 3 * 24
+
+
+def test_burn_rate_state_saved_by_an_older_version_is_read_the_same() -> None:
+    cfg = DetectionConfig(slo=0.99)
+    errors = [Rollup("wf", "errors", 60 * i, 10, i % 3) for i in range(600)]
+    _, states = health.evaluate(WorkflowInput("wf", {"errors": errors[:500]}, {}, cfg, 30_000.0))
+    rows = states[("errors", "burn_rate")]["buckets"]
+    old = {("errors", "burn_rate"): {"buckets": {str(b): [n, k] for b, n, k in rows}}}
+    tail = {"errors": errors[500:]}
+    new_fs, new_states = health.evaluate(WorkflowInput("wf", tail, states, cfg, 36_000.0))
+    old_fs, old_states = health.evaluate(WorkflowInput("wf", tail, old, cfg, 36_000.0))
+    burn_new, burn_old = one(new_fs, "errors", "burn_rate"), one(old_fs, "errors", "burn_rate")
+    assert burn_old.evidence["burn_rates"] == burn_new.evidence["burn_rates"]
+    assert burn_old.samples == burn_new.samples == 6000
+    assert old_states[("errors", "burn_rate")] == new_states[("errors", "burn_rate")]
+
+
+def _reference_burn_buckets(
+    saved: dict[int, list[int]], rollups: list[Rollup], now: float
+) -> dict[int, list[int]]:
+    """The plain per-bucket merge and hour folding the incremental one must equal."""
+    merged = {b: list(v) for b, v in saved.items()}
+    for r in rollups:
+        acc = merged.setdefault(r.bucket, [0, 0])
+        acc[0] += r.count
+        acc[1] += r.successes
+    cut = int(now - 6 * HOUR)
+    cut -= cut % HOUR
+    out: dict[int, list[int]] = {}
+    for b, (n, k) in merged.items():
+        if b >= now - 3 * DAY:
+            acc = out.setdefault(b if b >= cut else b - b % HOUR, [0, 0])
+            acc[0] += n
+            acc[1] += k
+    return out
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(1, 5 * 1440),
+    late=st.lists(st.tuples(st.integers(0, 5 * 1440), st.integers(0, 5 * 1440)), max_size=20),
+    passes=st.lists(st.integers(1, 2000), min_size=1, max_size=12),
+)
+def test_burn_rate_buckets_merge_like_a_plain_per_bucket_sum(
+    length: int, late: list[tuple[int, int]], passes: list[int]
+) -> None:
+    cfg = DetectionConfig(slo=0.99)
+    # two deltas a minute (a pass may fall between them), and some rollups arriving late
+    minutes = [m for m in range(length) for _ in range(2)]
+    for at, m in late:
+        minutes.insert(at, m)
+    stream = [Rollup("wf", "errors", 60 * m, 1 + m % 7, m % 2) for m in minutes]
+    states: dict[tuple[str, str], dict[str, object]] = {}
+    reference: dict[int, list[int]] = {}
+    now, i = 0.0, 0
+    for step in passes:  # late buckets too: the stream is not sorted
+        batch, i = stream[i : i + step], i + step
+        now = max([now, *(r.bucket + 60.0 for r in batch)])
+        _, states = health.evaluate(WorkflowInput("wf", {"errors": batch}, states, cfg, now))
+        reference = _reference_burn_buckets(reference, batch, now)
+        rows = states[("errors", "burn_rate")]["buckets"]
+        assert {b: [n, k] for b, n, k in rows} == reference  # type: ignore[attr-defined]
+        assert [b for b, _, _ in rows] == sorted(reference)  # type: ignore[attr-defined]
 
 
 def test_one_slow_latency_bucket_does_not_alarm_but_a_sustained_shift_does() -> None:

@@ -111,6 +111,57 @@ def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     assert criticals == 1
 
 
+def charts(result) -> dict[tuple[str, str, str], tuple[str, float | None, int | None]]:
+    return {
+        (f.workflow, f.signal, f.detector): (f.status.value, f.statistic, f.samples)
+        for f in result.findings
+    }
+
+
+def reference_detection(tmp_path: Path, events: list[Event]) -> tuple[Store, Detection]:
+    ref_store = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    upgrade(ref_store)
+    return ref_store, Detection(ref_store, settings(ref_store), FileConfig())
+
+
+def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: Path) -> None:
+    events = reviews("wf", [(2000, 0.20), (1000, 0.45)], seed=3)
+    ref_store, ref = reference_detection(tmp_path, events)
+    for start in range(0, len(events), PER_PASS):  # 30 write batches: 30 rollup seqs
+        for s in (store, ref_store):
+            s.insert_events(events[start : start + PER_PASS], events[-1].epoch)
+    now = events[-1].epoch + 1
+    small = Detection(store, settings(store), FileConfig(), rows_per_chunk=7)
+    result = small.run_once(now=now)
+    with store.read() as conn:
+        rows, top = conn.execute(select(func.count(), func.max(t.rollups.c.seq))).one()
+    assert result.rollups_read == rows > 7 * 3
+    assert result.watermark == top
+    assert small.run_once(now=now).rollups_read == 0  # nothing was left for a later pass
+
+    assert charts(result) == charts(ref.run_once(now=now))
+    assert status_of(result, "wf") == "critical"
+
+
+def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
+    store: Store, tmp_path: Path
+) -> None:
+    events = reviews("wf", [(1500, 0.20), (1500, 0.30)], seed=5)
+    ref_store, ref = reference_detection(tmp_path, events)
+    a = Detection(store, settings(store), FileConfig())
+    b = Detection(Store(store.url), settings(store), FileConfig())
+    results = []
+    for i, start in enumerate(range(0, len(events), PER_PASS)):
+        chunk = events[start : start + PER_PASS]
+        for s in (store, ref_store):
+            s.insert_events(chunk, chunk[-1].epoch)
+        now = chunk[-1].epoch + 1
+        # leadership moves back and forth: a, a, b, a, a, b, ...
+        results.append((a if i % 3 != 2 else b).run_once(now=now))
+        assert charts(results[-1]) == charts(ref.run_once(now=now)), f"pass {i}"
+    assert any(status_of(r, "wf") == "critical" for r in results)
+
+
 def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> None:
     cfg = FileConfig(
         workflows={

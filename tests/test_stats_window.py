@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from detectors.stats.burn_rate import evaluate_burn_rates
+from detectors.stats.burn_rate import DEFAULT_RULES, evaluate_burn_rates, window_label
 from detectors.stats.robust import (
     hour_of_week,
     median_mad,
@@ -116,6 +118,28 @@ def test_burn_rates_with_no_traffic_are_unknown() -> None:
     assert evaluate_burn_rates([], slo=0.99, now=1e6).status == "unknown"
     with pytest.raises(ValueError, match="slo"):
         evaluate_burn_rates([], slo=99, now=1e6)
+
+
+_bucket = st.tuples(
+    st.integers(0, 4 * 86_400).map(lambda s: s - s % 60),
+    st.integers(0, 50),
+    st.integers(0, 50),
+).map(lambda b: (b[0], b[1], min(b[1], b[2])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(_bucket, max_size=300), now=st.integers(0, 4 * 86_400))
+def test_burn_rate_windows_sum_exactly_the_buckets_that_start_inside_them(
+    rows: list[tuple[int, int, int]], now: int
+) -> None:
+    got = evaluate_burn_rates(rows, slo=0.99, now=now)
+    for w in {s for r in DEFAULT_RULES for s in (r.long_s, r.short_s)}:
+        inside = [(t, e) for b, t, e in rows if now - w <= b < now]
+        n = sum(t for t, _ in inside)
+        assert got.trials[window_label(w)] == n
+        if n:
+            bad = sum(e for _, e in inside)
+            assert got.burn_rates[window_label(w)] == pytest.approx(bad / n / 0.01)
 
 
 def test_robust_z_ignores_a_past_spike() -> None:

@@ -14,8 +14,10 @@ Example (SLO 99 %: 20 % errors in the last hour burns the budget 20x):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Final
 
 
@@ -76,12 +78,19 @@ def evaluate_burn_rates(
     if not 0.0 < slo < 1.0:
         raise ValueError(f"slo must be in (0, 1), e.g. 0.99, got {slo!r}")
     budget = 1.0 - slo
-    rows = list(buckets)
+    # prefix sums over buckets sorted by start: each window is two bisections, so a pass
+    # costs O(buckets) once, not once per window
+    rows = sorted(buckets)
+    starts = [b for b, _, _ in rows]
+    trials = list(accumulate((t for _, t, _ in rows), initial=0))
+    errors = list(accumulate((e for _, _, e in rows), initial=0))
+    end = bisect_left(starts, now)
     windows = sorted({s for r in rules for s in (r.long_s, r.short_s)})
     result = BurnRateResult(status="ok")
     for w in windows:
-        n = sum(t for b, t, _ in rows if now - w <= b < now)
-        bad = sum(e for b, _, e in rows if now - w <= b < now)
+        start = bisect_left(starts, now - w)
+        n = trials[end] - trials[start]
+        bad = errors[end] - errors[start]
         if bad < 0 or bad > n:
             raise ValueError(f"bad events must be within [0, trials] in window {w}s")
         result.trials[window_label(w)] = n
