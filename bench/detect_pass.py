@@ -4,8 +4,9 @@
     python bench/detect_pass.py --sizes 200000,1000000
 
 The store is filled through the real ingest path (validation, rollups, same transaction)
-with 100 workflows of run and review traffic. After the catch-up pass that reads all
-history, each measured pass follows one more minute of traffic (100 workflows x 60 runs
+with 100 workflows of run and review traffic. Each size is spread over the same
+simulated span (``--span-minutes``). After the catch-up pass that reads all history, each
+measured pass follows one more minute of traffic (100 workflows x 60 runs
 and reviews). If the cost of a pass grows with new buckets and not with stored events, the
 steady-state pass time is the same at every size. Reference in the same run: a full scan
 ``SELECT count(*) FROM events``, which is what a detector reading raw events would pay.
@@ -73,12 +74,18 @@ class Traffic:
         return out
 
 
-def fill(store: Store, traffic: Traffic, target: int) -> float:
+def fill(store: Store, traffic: Traffic, target: int, span_minutes: int) -> float:
+    """Store events up to ``target``, spread over ``span_minutes`` of simulated time.
+
+    Every size gets the same span, so detector state that covers a time window (3 days of
+    burn-rate buckets, the 1 h test window) holds as much at 1 M events as at 10 M, and the
+    passes differ only in the events stored behind them.
+    """
     started = time.perf_counter()
     stored = store.count_events()
-    per_minute = 200  # events per workflow per simulated minute during the backfill
+    per_workflow = max(2, round((target - stored) / (WORKFLOWS * span_minutes) / 2) * 2)
     while stored < target:
-        batch = traffic.minute(per_minute)
+        batch = traffic.minute(per_workflow)
         stored += store.insert_events(batch, traffic.t).accepted
         if stored % 1_000_000 < len(batch):
             print(f"    {stored:,} events stored", flush=True)
@@ -96,6 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--passes", type=int, default=10)
+    parser.add_argument(
+        "--span-minutes",
+        type=int,
+        default=500,
+        help="simulated time each size is spread over (default 500: 8 h 20 min)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"detection pass benchmark: {WORKFLOWS} workflows, SQLite, {time.strftime('%Y-%m-%d')}")
@@ -107,7 +120,7 @@ def main() -> None:
         detection = Detection(store, Settings(database_url=store.url), FileConfig())
         for size in sizes:
             print(f"  filling to {size:,} events ...", flush=True)
-            fill_s = fill(store, traffic, size)
+            fill_s = fill(store, traffic, size, args.span_minutes)
             catch_up = detection.run_once(now=traffic.t)
             times, rollups, compactions = [], [], []
             for _ in range(args.passes):
