@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from monitor.demo import Simulator
 from monitor.events import Event, convert_event
 from monitor.policies import run_policies
 from monitor.scheduler import Detection, Leadership
@@ -160,6 +162,28 @@ def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
         results.append((a if i % 3 != 2 else b).run_once(now=now))
         assert charts(results[-1]) == charts(ref.run_once(now=now)), f"pass {i}"
     assert any(status_of(r, "wf") == "critical" for r in results)
+
+
+def test_a_pass_on_kept_states_equals_one_on_states_read_back_from_the_store(
+    store: Store, tmp_path: Path
+) -> None:
+    """Kept states skip the JSON round trip, so they must not depend on it (tuples, int
+    keys, numpy numbers would): every family and detector, on the demo's traffic."""
+    sim = Simulator(seed=2, drift_after_s=2400, start=T0)
+    ref_store, _ = reference_detection(tmp_path, [])
+    kept = Detection(store, settings(store), FileConfig())
+    t = T0
+    for i in range(16):  # 16 passes, 5 simulated minutes each; the drift starts at pass 8
+        events = [convert_event(e, t + 600) for e in sim.events_between(t, t + 300)]
+        t += 300
+        for s in (store, ref_store):
+            s.insert_events(events, t)
+        ours = kept.run_once(now=t)
+        # a new Detection has nothing in memory: it reads every state from the store
+        theirs = Detection(ref_store, settings(ref_store), FileConfig()).run_once(now=t)
+        assert [asdict(f) for f in ours.findings] == [asdict(f) for f in theirs.findings], i
+    assert {f.detector for f in ours.findings} >= {"cusum", "burn_rate", "version_change"}
+    assert any(f.status.value != "ok" for f in ours.findings)
 
 
 def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> None:
