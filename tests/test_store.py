@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import func, select
 
 from detectors import signals as sig
-from monitor.events import Event, convert_event
+from monitor.events import MAX_BATCH_EVENTS, Event, convert_event
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.retention import compact_rollups, prune
@@ -53,6 +54,19 @@ def test_duplicate_batch_is_stored_once_and_rolled_up_once(store: Store) -> None
     assert rollup_totals(store, sig.ERRORS)[:2] == (1000, 100)
     count, _, total = rollup_totals(store, sig.LATENCY_MS)
     assert count == 1000 and total == sum(100.0 + i for i in range(1000))
+
+
+def test_a_full_batch_is_stored_whole_across_several_insert_statements(store: Store) -> None:
+    # 10,000 events x 6 columns is more than SQLite's 32,766 variables per statement
+    batch = runs(MAX_BATCH_EVENTS, latency_ms=5.0)
+    assert store.insert_events(batch).accepted == MAX_BATCH_EVENTS
+    with store.read() as conn:
+        ids = {r[0] for r in conn.execute(select(t.events.c.id))}
+        payload = conn.execute(select(t.events.c.payload).where(t.events.c.id == "r9999")).one()
+    assert ids == {e.id for e in batch}
+    assert orjson.loads(payload[0])["latency_ms"] == 5.0
+    assert rollup_totals(store, sig.LATENCY_MS) == (MAX_BATCH_EVENTS, 0, 5.0 * MAX_BATCH_EVENTS)
+    assert store.insert_events(batch).duplicates == MAX_BATCH_EVENTS
 
 
 def test_duplicates_inside_one_batch_count_once(store: Store) -> None:

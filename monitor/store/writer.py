@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -53,6 +55,7 @@ class Store:
         self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.dialect = self.engine.dialect.name
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._max_variables: int | None = None
 
     # -- plumbing --------------------------------------------------------------------
     def insert(self, table: Any) -> Any:
@@ -190,18 +193,32 @@ class Store:
         """A plain multi-row INSERT at driver level (SQLAlchemy's per-row parameter handling
         cost more than the insert itself).
 
-        SQLite gets the rows as one JSON array unpacked by ``json_each``: one statement,
-        one release of the GIL for the whole batch. ``executemany`` re-takes the GIL after
-        every row, so a thread parsing the next request stalled the insert row by row.
+        SQLite gets ``INSERT ... VALUES (...), (...), ...`` with as many rows as its
+        variable limit allows: one statement, one release of the GIL for the whole chunk.
+        ``executemany`` re-takes the GIL after every row, so a thread parsing the next
+        request stalled the insert row by row; unpacking a JSON array with ``json_each``
+        also avoided that but parsed every value again (60k against 90k rows/s).
         """
         names = ", ".join(columns)
         if self.dialect == "sqlite":
-            values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-            sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM json_each(?)"
-            conn.exec_driver_sql(sql, (orjson.dumps(rows),))
+            per_statement = max(1, self._sqlite_variables(conn) // len(columns))
+            row = "(" + ", ".join("?" * len(columns)) + ")"
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row] * len(chunk))
+                conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         else:
             marks = ", ".join(["%s"] * len(columns))
             conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+
+    def _sqlite_variables(self, conn: Connection) -> int:
+        """``?`` per statement: SQLite's limit (999 before 3.32, 32,766 since; builds such as
+        Debian's raise it), capped at 32,766 so every build splits batches the same way."""
+        if self._max_variables is None:
+            getlimit = getattr(conn.connection.dbapi_connection, "getlimit", None)
+            limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
+            self._max_variables = min(int(limit), 32_766)
+        return self._max_variables
 
     def next_seq(self, conn: Connection, name: str) -> int:
         # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
