@@ -142,6 +142,8 @@ class Detection:
             watermark = chunk.watermark
             if not chunk.more:
                 break
+            # a backlog after downtime or a bulk import: say why this pass takes long
+            log.info("detection reading backlog", rollups_read=read, watermark=watermark)
         if persist:
             epoch = secrets.randbits(62)
             ds.save_pass(self.store, findings, states, watermark, now, epoch)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from monitor.demo import Simulator
 from monitor.events import Event, convert_event
@@ -126,6 +127,11 @@ def reference_detection(tmp_path: Path, events: list[Event]) -> tuple[Store, Det
     return ref_store, Detection(ref_store, settings(ref_store), FileConfig())
 
 
+def rows_of(store: Store) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.rollups)).scalar_one())
+
+
 def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: Path) -> None:
     events = reviews("wf", [(2000, 0.20), (1000, 0.45)], seed=3)
     ref_store, ref = reference_detection(tmp_path, events)
@@ -134,10 +140,13 @@ def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: 
             s.insert_events(events[start : start + PER_PASS], events[-1].epoch)
     now = events[-1].epoch + 1
     small = Detection(store, settings(store), FileConfig(), rows_per_chunk=7)
-    result = small.run_once(now=now)
+    with capture_logs() as logs:
+        result = small.run_once(now=now)
+    progress = [e["rollups_read"] for e in logs if e["event"] == "detection reading backlog"]
+    assert len(progress) >= 3 and progress == sorted(progress) and progress[-1] < rows_of(store)
     with store.read() as conn:
-        rows, top = conn.execute(select(func.count(), func.max(t.rollups.c.seq))).one()
-    assert result.rollups_read == rows > 7 * 3
+        top = conn.execute(select(func.max(t.rollups.c.seq))).scalar_one()
+    assert result.rollups_read == rows_of(store) > 7 * 3
     assert result.watermark == top
     assert small.run_once(now=now).rollups_read == 0  # nothing was left for a later pass
 
