@@ -13,10 +13,17 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import sparse, stats
 from scipy.sparse.linalg import spsolve
 
-from detectors.stats.calibration import bernoulli_lattice, gaussian_arl, gaussian_threshold
+from detectors.stats.calibration import (
+    bernoulli_lattice,
+    gaussian_arl,
+    gaussian_threshold,
+    lattice_arl,
+)
 from detectors.stats.cusum import (
     BernoulliCusum,
     GaussianCusum,
@@ -53,6 +60,24 @@ def run_lengths(chart: SequentialDetector, draw: Draw, runs: int, cap: int, seed
 # ---- independent reference implementations -------------------------------------------
 
 
+def reference_lattice_arl(up: int, down: int, p: float, h: int) -> float:
+    """Zero-state ARL of the lattice chart, its matrix written out state by state."""
+    r, c, v = [], [], []
+    for i in range(h):
+        r += [i]
+        c += [i]
+        v += [1.0]
+        if i + up < h:
+            r += [i]
+            c += [i + up]
+            v += [-p]
+        r += [i]
+        c += [max(0, i - down)]
+        v += [-(1 - p)]
+    m = sparse.csc_matrix((v, (r, c)), shape=(h, h))
+    return float(spsolve(m, np.ones(h))[0])
+
+
 def appendix_a_bernoulli(
     p0: float, p1: float, arl0: float, max_den: int = 60
 ) -> tuple[float, float]:
@@ -62,20 +87,7 @@ def appendix_a_bernoulli(
     big_a, big_b, unit = fr.numerator, fr.denominator, abs(b) / fr.denominator
 
     def arl(h: int, p: float) -> float:
-        r, c, v = [], [], []
-        for i in range(h):
-            r += [i]
-            c += [i]
-            v += [1.0]
-            if i + big_a < h:
-                r += [i]
-                c += [i + big_a]
-                v += [-p]
-            r += [i]
-            c += [max(0, i - big_b)]
-            v += [-(1 - p)]
-        m = sparse.csc_matrix((v, (r, c)), shape=(h, h))
-        return float(spsolve(m, np.ones(h))[0])
+        return reference_lattice_arl(big_a, big_b, p, h)
 
     lo, hi = 1, int(2 * math.log(arl0) / unit) + big_a + 10
     while hi - lo > 1:
@@ -172,6 +184,19 @@ def test_bucket_calibrated_chart_spends_the_arl0_budget_on_buckets(
         if "p0" in chart.evidence()
         else GaussianCusum(0.85, 0.1, -0.07, TARGET).threshold
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    up=st.integers(1, 80),
+    down=st.integers(1, 60),
+    p=st.floats(0.001, 0.6),
+    h=st.integers(1, 400),
+)
+def test_lattice_arl_solves_the_chain_written_out_state_by_state(
+    up: int, down: int, p: float, h: int
+) -> None:
+    assert lattice_arl(up, down, p, h) == pytest.approx(reference_lattice_arl(up, down, p, h))
 
 
 def test_bernoulli_calibration_reaches_target_with_smallest_lattice_threshold() -> None:

@@ -102,20 +102,14 @@ def lattice_arl(up: int, down: int, prob_up: float, threshold: int) -> float:
     ``up`` and ``down`` are positive lattice steps; alarm when ``S >= threshold``.
     Solves ``(I - P) L = 1`` on the transient states ``0 .. threshold-1``.
     """
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    for i in range(threshold):
-        rows.append(i)
-        cols.append(i)
-        vals.append(1.0)
-        if i + up < threshold:
-            rows.append(i)
-            cols.append(i + up)
-            vals.append(-prob_up)
-        rows.append(i)
-        cols.append(max(0, i - down))
-        vals.append(-(1.0 - prob_up))
+    state = np.arange(threshold)
+    rises = state[state + up < threshold]  # a rise from the top states alarms: no entry
+    rows = np.concatenate([state, rises, state])
+    cols = np.concatenate([state, rises + up, np.maximum(0, state - down)])
+    vals = np.concatenate(
+        [np.ones(threshold), np.full(rises.size, -prob_up), np.full(threshold, prob_up - 1.0)]
+    )
+    # duplicate (row, col) pairs (the floor at 0 lands on the diagonal of state 0) are summed
     matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(threshold, threshold))
     solution = spsolve(matrix, np.ones(threshold))
     return float(np.atleast_1d(solution)[0])
