@@ -41,19 +41,6 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def read_counter(conn: Connection, name: str) -> int:
-    got = conn.execute(select(t.sequences.c.value).where(t.sequences.c.name == name)).scalar()
-    return int(got or 0)
-
-
-def write_counter(store: Store, conn: Connection, name: str, value: int) -> None:
-    ins = store.insert(t.sequences)
-    conn.execute(
-        ins.on_conflict_do_update(index_elements=["name"], set_={"value": value}),
-        {"name": name, "value": value},
-    )
-
-
 def load_new_rollups(
     store: Store, after: int, limit: int, workflow: str | None = None
 ) -> PassInput:
@@ -95,13 +82,13 @@ def load_states(store: Store) -> tuple[States, int]:
     d = t.detector_state.c
     with store.read() as conn:
         rows = conn.execute(select(d.workflow, d.signal, d.detector, d.state)).all()
-        watermark = read_counter(conn, WATERMARK)
+        watermark = store.counter(conn, WATERMARK)
     return {(w, s, det): orjson.loads(st) for w, s, det, st in rows}, watermark
 
 
 def load_epoch(store: Store) -> int:
     with store.read() as conn:
-        return read_counter(conn, EPOCH)
+        return store.counter(conn, EPOCH)
 
 
 def load_versions(store: Store) -> dict[str, list[str]]:
@@ -161,9 +148,9 @@ def save_pass(
     """Persist one pass atomically: states, watermark, epoch, findings (history kept)."""
     with store.write() as conn:
         _save_states(store, conn, states, watermark, now)
-        write_counter(store, conn, WATERMARK, watermark)
-        write_counter(store, conn, LAST_PASS, int(now))
-        write_counter(store, conn, EPOCH, epoch)
+        store.set_counter(conn, WATERMARK, watermark)
+        store.set_counter(conn, LAST_PASS, int(now))
+        store.set_counter(conn, EPOCH, epoch)
         _save_findings(conn, findings, now)
 
 
@@ -304,5 +291,5 @@ def finding_from_row(row: Mapping[str, Any]) -> Finding:
 
 def last_pass_time(store: Store) -> float | None:
     with store.read() as conn:
-        value = read_counter(conn, LAST_PASS)
+        value = store.counter(conn, LAST_PASS)
     return float(value) if value else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, delete, func, select, tuple_
+from sqlalchemy import and_, delete, func, select, tuple_
 
 from monitor.store import schema as t
 from monitor.store.writer import ROLLUP_COLUMNS, Store
@@ -47,7 +47,7 @@ def compact_rollups(store: Store, watermark: int) -> int:
     r = t.rollups.c
     key = (r.workflow, r.signal, r.bucket)
     with store.write() as conn:
-        since = _compacted_upto(conn)
+        since = store.counter(conn, COMPACTED_SEQ)
         if watermark <= since:
             return 0
         touched = select(*key).where(r.seq > since, r.seq <= watermark).distinct()
@@ -63,17 +63,5 @@ def compact_rollups(store: Store, watermark: int) -> int:
                 t.rollups.insert(),
                 [dict(zip(ROLLUP_COLUMNS, row, strict=True)) for row in folded],
             )
-        _set_compacted_upto(store, conn, watermark)
+        store.set_counter(conn, COMPACTED_SEQ, watermark)
     return int(deleted or 0) - len(folded)
-
-
-def _compacted_upto(conn: Connection) -> int:
-    found = conn.execute(
-        select(t.sequences.c.value).where(t.sequences.c.name == COMPACTED_SEQ)
-    ).scalar()
-    return int(found or 0)
-
-
-def _set_compacted_upto(store: Store, conn: Connection, watermark: int) -> None:
-    ins = store.insert(t.sequences).values(name=COMPACTED_SEQ, value=watermark)
-    conn.execute(ins.on_conflict_do_update(index_elements=["name"], set_={"value": watermark}))

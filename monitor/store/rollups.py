@@ -186,11 +186,10 @@ def _versions(out: BatchRollup, wf: str, runs: list[Run]) -> None:
         keys, [r.epoch for r in runs]
     ).items():
         first, last = min(times), max(times)
-        seen = out.versions.get((wf, model, model_version, prompt_version))
+        key = (wf, model, model_version, prompt_version)
+        seen = out.versions.get(key)
         if seen is None:
-            out.versions[(wf, model, model_version, prompt_version)] = VersionSeen(
-                first, last, len(times)
-            )
+            out.versions[key] = VersionSeen(first, last, len(times))
         else:
             seen.first = min(seen.first, first)
             seen.last = max(seen.last, last)

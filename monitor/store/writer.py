@@ -161,7 +161,7 @@ class Store:
         # payload with a regex, which was 80 % of the ingest time.
         arrays = tuple(list(column) for column in zip(*rows, strict=True))
         found = conn.exec_driver_sql(
-            "INSERT INTO events (id, type, workflow, ts, received_at, payload) "
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
             "SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], "
             "%b::float8[], %b::float8[], %b::text[]) "
             "ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -182,7 +182,7 @@ class Store:
                 pass
         # Under BEGIN IMMEDIATE and the in-process write lock nobody else can insert between
         # the look-up and the insert, so this equals ON CONFLICT DO NOTHING RETURNING, at a
-        # third of the cost (a plain insert instead of generated multi-row statements).
+        # third of the cost of SQLAlchemy's generated statements for it.
         found = conn.exec_driver_sql(
             "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))",
             (orjson.dumps([r[0] for r in rows]),),
@@ -229,6 +229,18 @@ class Store:
             limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
             self._max_variables = min(int(limit), 32_766)
         return self._max_variables
+
+    def counter(self, conn: Connection, name: str) -> int:
+        """A named value of the ``sequences`` table (0 when never set)."""
+        got = conn.execute(select(t.sequences.c.value).where(t.sequences.c.name == name)).scalar()
+        return int(got or 0)
+
+    def set_counter(self, conn: Connection, name: str, value: int) -> None:
+        ins = self.insert(t.sequences)
+        conn.execute(
+            ins.on_conflict_do_update(index_elements=["name"], set_={"value": value}),
+            {"name": name, "value": value},
+        )
 
     def next_seq(self, conn: Connection, name: str) -> int:
         # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
