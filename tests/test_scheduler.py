@@ -22,6 +22,7 @@ from monitor.store import schema as t
 from monitor.store.migrate import upgrade
 from monitor.switches import SwitchService
 from tests.daemon import Daemon
+from tests.test_store import rollup_rows, rollup_totals, top_seq
 
 T0 = 1_790_000_000.0
 PER_PASS = 100  # events between two passes: the "detection interval" in events
@@ -92,9 +93,7 @@ def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     assert status_of(final, "wf") == "critical"
 
     # the same stream without a restart must reach the same statistic
-    reference_store = Store(f"sqlite:///{tmp_path / 'reference.db'}")
-    upgrade(reference_store)
-    ref = Detection(reference_store, settings(store), FileConfig())
+    reference_store, ref = reference_detection(tmp_path)
     feed(reference_store, ref, events)
     ref_final = ref.run_once(now=events[-1].epoch + 2)
     ours = {(f.signal, f.detector): (f.status, f.statistic) for f in final.findings}
@@ -121,20 +120,16 @@ def charts(result) -> dict[tuple[str, str, str], tuple[str, float | None, int | 
     }
 
 
-def reference_detection(tmp_path: Path, events: list[Event]) -> tuple[Store, Detection]:
+def reference_detection(tmp_path: Path) -> tuple[Store, Detection]:
+    """A second store (SQLite file) and a Detection on it, to replay a stream against."""
     ref_store = Store(f"sqlite:///{tmp_path / 'reference.db'}")
     upgrade(ref_store)
     return ref_store, Detection(ref_store, settings(ref_store), FileConfig())
 
 
-def rows_of(store: Store) -> int:
-    with store.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(t.rollups)).scalar_one())
-
-
 def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: Path) -> None:
     events = reviews("wf", [(2000, 0.20), (1000, 0.45)], seed=3)
-    ref_store, ref = reference_detection(tmp_path, events)
+    ref_store, ref = reference_detection(tmp_path)
     for start in range(0, len(events), PER_PASS):  # 30 write batches: 30 rollup seqs
         for s in (store, ref_store):
             s.insert_events(events[start : start + PER_PASS], events[-1].epoch)
@@ -143,11 +138,10 @@ def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: 
     with capture_logs() as logs:
         result = small.run_once(now=now)
     progress = [e["rollups_read"] for e in logs if e["event"] == "detection reading backlog"]
-    assert len(progress) >= 3 and progress == sorted(progress) and progress[-1] < rows_of(store)
-    with store.read() as conn:
-        top = conn.execute(select(func.max(t.rollups.c.seq))).scalar_one()
-    assert result.rollups_read == rows_of(store) > 7 * 3
-    assert result.watermark == top
+    assert len(progress) >= 3 and progress == sorted(progress)
+    assert progress[-1] < rollup_rows(store)
+    assert result.rollups_read == rollup_rows(store) > 7 * 3
+    assert result.watermark == top_seq(store)
     assert small.run_once(now=now).rollups_read == 0  # nothing was left for a later pass
 
     assert charts(result) == charts(ref.run_once(now=now))
@@ -158,7 +152,7 @@ def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
     store: Store, tmp_path: Path
 ) -> None:
     events = reviews("wf", [(1500, 0.20), (1500, 0.30)], seed=5)
-    ref_store, ref = reference_detection(tmp_path, events)
+    ref_store, ref = reference_detection(tmp_path)
     a = Detection(store, settings(store), FileConfig())
     b = Detection(Store(store.url), settings(store), FileConfig())
     results = []
@@ -179,7 +173,7 @@ def test_a_pass_on_kept_states_equals_one_on_states_read_back_from_the_store(
     """Kept states skip the JSON round trip, so they must not depend on it (tuples, int
     keys, numpy numbers would): every family and detector, on the demo's traffic."""
     sim = Simulator(seed=2, drift_after_s=2400, start=T0)
-    ref_store, _ = reference_detection(tmp_path, [])
+    ref_store, _ = reference_detection(tmp_path)
     kept = Detection(store, settings(store), FileConfig())
     t = T0
     for i in range(16):  # 16 passes, 5 simulated minutes each; the drift starts at pass 8
@@ -291,18 +285,9 @@ def test_compaction_runs_after_passes_not_inside_them(store: Store) -> None:
     # two inserts per minute bucket (PER_PASS reviews span 100 s): deltas to fold
     feed(store, detection, events[:-PER_PASS])
     assert detection.compact_if_due() is None  # one pass short of due
-    with store.read() as conn:
-        rows_before = conn.execute(select(func.count()).select_from(t.rollups)).scalar_one()
-        edited_before = conn.execute(
-            select(func.sum(t.rollups.c.count)).where(t.rollups.c.signal == "edited")
-        ).scalar_one()
+    rows_before, (edited_before, _, _) = rollup_rows(store), rollup_totals(store, "edited")
     feed(store, detection, events[-PER_PASS:])
     assert detection.compact_if_due() is not None
     assert detection.compact_if_due() is None  # not due again until COMPACT_EVERY more
-    with store.read() as conn:
-        rows_after = conn.execute(select(func.count()).select_from(t.rollups)).scalar_one()
-        edited_after = conn.execute(
-            select(func.sum(t.rollups.c.count)).where(t.rollups.c.signal == "edited")
-        ).scalar_one()
-    assert rows_after < rows_before
-    assert edited_after == edited_before + PER_PASS
+    assert rollup_rows(store) < rows_before
+    assert rollup_totals(store, "edited")[0] == edited_before + PER_PASS

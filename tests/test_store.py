@@ -180,13 +180,13 @@ def top_seq(store: Store) -> int:
         return int(conn.execute(select(func.max(t.rollups.c.seq))).scalar_one())
 
 
-def rollup_rows(store: Store, signal: str) -> int:
+def rollup_rows(store: Store, signal: str | None = None) -> int:
+    """Rollup rows (deltas and folded ones), of one signal or of all."""
+    query = select(func.count()).select_from(t.rollups)
+    if signal is not None:
+        query = query.where(t.rollups.c.signal == signal)
     with store.read() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(t.rollups).where(t.rollups.c.signal == signal)
-            ).scalar_one()
-        )
+        return int(conn.execute(query).scalar_one())
 
 
 def test_compaction_folds_deltas_without_changing_totals(store: Store) -> None:
