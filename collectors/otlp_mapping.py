@@ -9,7 +9,7 @@ Tokens and cost go on the ``cost`` event only, never also on the ``run``, so spe
 counted once. Event ids are ``<trace id hex><span id hex>`` (+ ``:cost`` / ``:review``), so
 an exporter that retries a batch stores nothing twice.
 
->>> from collectors.otlp import SpanRecord
+>>> from collectors.otlp import SpanRecord, decode_request, iter_spans
 >>> span = SpanRecord("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "chat gpt-4o", 3,
 ...     1_795_424_400_000_000_000, 1_795_424_400_812_000_000, 0, "",
 ...     {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from collectors.otlp import SpanRecord
+from collectors.otlp import SpanRecord, decode_request, iter_spans
 from collectors.prices import fill_cost, unpriced_models
 from monitor.events import Event, EventError, convert_event
 
@@ -382,3 +382,10 @@ def _fix_input_convention(cost: dict[str, Any], cache_write: int) -> None:
     inputs, cached = cost.get("input_tokens"), cost.get("cached_tokens") or 0
     if isinstance(inputs, int) and isinstance(cached, int) and cached + cache_write > inputs:
         cost["input_tokens"] = inputs + cached + cache_write
+
+
+def decode_and_map(
+    body: bytes, kind: str, options: MappingOptions, received_at: float
+) -> MappingResult:
+    """An OTLP/HTTP request body (protobuf or JSON) straight to validated events."""
+    return map_spans(iter_spans(decode_request(body, kind)), options, received_at)

@@ -86,7 +86,7 @@ def serve(
     try:
         check_bind(settings, insecure)
         file_config = settings.load_file()
-        store = Store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        store = Store.from_settings(settings)
         prepare_store(store, migrate)
     except (StartupError, ConfigError) as exc:
         err.print(f"[red]cannot start:[/red] {escape(str(exc))}")
@@ -116,20 +116,22 @@ def serve(
 
 
 def _hooks(settings: Settings, file_config: Any) -> list[Any]:
-    """Background tasks for serve: tailers from config, then detection (if available)."""
+    """Background tasks for serve: WAL checkpoints (SQLite), tailers from config, then
+    detection (unless disabled)."""
     from monitor.runtime import thread_hook
 
     hooks: list[Any] = []
+    if settings.is_sqlite:
+        from monitor.store.checkpoint import Checkpointer
+
+        hooks.append(thread_hook("wal-checkpoint", lambda a: Checkpointer(a.state.store).run))
     for spec in file_config.tail:
         hooks.append(thread_hook(f"tail:{spec.path}", _tail_task(spec.path)))
-    try:
+    if settings.detection:
+        # imported only when used: detection brings numpy and scipy (about 30 MB)
         from monitor.scheduler import detection_hook
-    except ModuleNotFoundError as exc:
-        if exc.name != "monitor.scheduler":
-            raise
-    else:
-        if settings.detection:
-            hooks.append(detection_hook(settings))
+
+        hooks.append(detection_hook(settings))
     return hooks
 
 

@@ -35,7 +35,7 @@ def check(
 
     settings = settings_from(database_url=db, config=config)
     try:
-        store = Store(settings.database_url)
+        store = Store.from_settings(settings)
         detection = Detection(store, settings, settings.load_file())
         leader = Leadership(store)
         persist = leader.acquire()

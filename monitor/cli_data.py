@@ -32,7 +32,7 @@ def _store(db: str | None):  # type: ignore[no-untyped-def]
     from monitor.store import Store
 
     settings = settings_from(database_url=db)
-    return settings, Store(settings.database_url)
+    return settings, Store.from_settings(settings)
 
 
 def _service(db: str | None, migrate: bool = True):  # type: ignore[no-untyped-def]

@@ -4,21 +4,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import anyio
 import structlog
 from sqlalchemy import Connection
 
 from monitor.events import Event
 from monitor.metrics import Metrics
+from monitor.parse_pool import Parse, ParsePool
+from monitor.parse_worker import HasEvents
+from monitor.prepare import Prepared, prepare
 from monitor.store import InsertResult, Store, StoreUnavailable
+from monitor.tally import Tally
 
 log = structlog.get_logger(__name__)
 
 
 class IngestService:
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics, parse_pool: ParsePool | None = None) -> None:
         self.store = store
         self.metrics = metrics
+        self.parse_pool = parse_pool or ParsePool(0)
+
+    async def ingest_body(
+        self, limiter: anyio.CapacityLimiter, received: float, parse: Parse, *args: Any
+    ) -> tuple[HasEvents, InsertResult]:
+        """``parse(*args)`` (in a parse process when there are some), then store what is valid.
+
+        One trip to a worker thread for both: each trip back to the event loop can wait
+        milliseconds for the GIL.
+        """
+        return await anyio.to_thread.run_sync(
+            self._parse_and_store, received, parse, args, limiter=limiter
+        )
+
+    def _parse_and_store(
+        self, received: float, parse: Parse, args: tuple[Any, ...]
+    ) -> tuple[HasEvents, InsertResult]:
+        parsed, batch = self.parse_pool.call(received, parse, args)
+        if parsed.rejected:
+            self.reject("validation", len(parsed.rejected))
+        return parsed, self.store_prepared(batch)
 
     def ingest(
         self,
@@ -31,16 +58,25 @@ class IngestService:
         Raises ``StoreUnavailable`` when the database is down: nothing was stored and the
         caller must not acknowledge the batch.
         """
-        if not events and also is None:
-            return InsertResult(0, 0)
+        received = time.time() if received_at is None else received_at
+        return self.store_prepared(prepare(events, received), also)
+
+    def store_prepared(
+        self, batch: Prepared, also: Callable[[Connection], None] | None = None
+    ) -> InsertResult:
+        """``ingest`` for a batch prepared elsewhere (a parse process)."""
+        if not batch.rows and not batch.in_batch_duplicates and also is None:
+            return InsertResult(0, 0, Tally())
         started = time.perf_counter()
         try:
-            result = self.store.insert_events(events, received_at, also)
+            result = self.store.insert_prepared(batch, also)
         except StoreUnavailable as err:
             self.metrics.http_errors.labels("ingest").inc()
-            log.warning("store unavailable, batch not stored", events=len(events), error=str(err))
+            log.warning(
+                "store unavailable, batch not stored", events=len(batch.rows), error=str(err)
+            )
             raise
-        self.metrics.observe_stored(result.inserted)
+        self.metrics.add(result.tally)
         log.debug(
             "batch stored",
             accepted=result.accepted,

@@ -4,21 +4,20 @@ can read values back from a fresh ``CollectorRegistry``."""
 from __future__ import annotations
 
 import threading
-from collections import Counter as CountOf
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from monitor.batch_histogram import BatchHistogram
-from monitor.events import Cost, Event, Review, Run
-from monitor.grouping import group_by
+from monitor.events import Event
+from monitor.tally import Tally, tally
 
 # *_created series double the exposition size and no dashboard of ours reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 OTHER = "_other"
+MAX_KEPT_SERIES = 20_000
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -28,6 +27,7 @@ class Metrics:
         self.max_workflows = max_workflows
         self._workflows: set[str] = set()
         self._lock = threading.Lock()
+        self._series: dict[tuple[str, ...], Counter] = {}  # tally key -> its child counter
         r = self.registry
         self.events_ingested = Counter(
             "driftwarden_events_ingested",
@@ -100,95 +100,31 @@ class Metrics:
                 return workflow
         return OTHER
 
+    def _series_for(self, key: tuple[str, ...]) -> Counter:
+        # ``labels()`` validates and locks on every call: a tenth of the server's share of
+        # ingest, so the children are kept (up to a bound: workflow names come from clients)
+        name, *labels = key
+        if name != "cost_unpriced":  # the one counter without a workflow label
+            labels[0] = self.workflow_label(labels[0])
+        counter: Counter = getattr(self, name)
+        series = counter.labels(*labels)
+        if len(self._series) < MAX_KEPT_SERIES:
+            self._series[key] = series
+        return series
+
     def observe_stored(self, events: Iterable[Event]) -> None:
-        """Count events that were actually stored (call after commit).
+        """Count events that were actually stored (call after commit)."""
+        self.add(tally(events))
 
-        Events are grouped by type and workflow first and each group is counted column by
-        column (``Counter`` and ``sum`` over lists run at C speed); then there is one
-        ``inc`` per series per batch instead of several per event.
-        """
-        runs: dict[str, list[Run]] = {}
-        reviews: dict[str, list[Review]] = {}
-        costs: dict[str, list[Cost]] = {}
-        sums: defaultdict[tuple[str, ...], float] = defaultdict(float)
-        for ev in events:
-            if isinstance(ev, Run):
-                runs.setdefault(ev.workflow, []).append(ev)
-            elif isinstance(ev, Review):
-                reviews.setdefault(ev.workflow, []).append(ev)
-            elif isinstance(ev, Cost):
-                costs.setdefault(ev.workflow, []).append(ev)
-            else:  # KPIs are exported through the detection gauges, not as counters
-                sums["events_ingested", self.workflow_label(ev.workflow), "kpi"] += 1
-        for workflow, some_runs in runs.items():
-            self._runs(sums, self.workflow_label(workflow), some_runs)
-        for workflow, some_reviews in reviews.items():
-            self._reviews(sums, self.workflow_label(workflow), some_reviews)
-        for workflow, some_costs in costs.items():
-            wf = self.workflow_label(workflow)
-            sums["events_ingested", wf, "cost"] += len(some_costs)
-            _spend(sums, wf, some_costs)
-            for model in [c.model or "unknown" for c in some_costs if c.cost_usd is None]:
-                sums["cost_unpriced", model] += 1
-        for (name, *labels), amount in sums.items():
-            counter: Counter = getattr(self, name)
-            counter.labels(*labels).inc(amount)
-
-    def _runs(self, sums: defaultdict[tuple[str, ...], float], wf: str, runs: list[Run]) -> None:
-        sums["events_ingested", wf, "run"] += len(runs)
-        for status, n in _tally([r.status for r in runs]):
-            sums["runs", wf, status] += n
-        retries = sum([r.retries for r in runs])
-        if retries:
-            sums["retries", wf] += retries
-        for outcome, n in _tally([r.validation for r in runs if r.validation is not None]):
-            sums["validations", wf, outcome] += n
-        for team, n in _tally([r.team for r in runs if r.team]):
-            sums["team_runs", wf, team] += n
-        _spend(sums, wf, runs)
-        latencies = [r.latency_ms / 1000.0 for r in runs if r.latency_ms is not None]
-        if latencies:
-            self.run_latency.observe_many((wf,), latencies)
-
-    def _reviews(
-        self, sums: defaultdict[tuple[str, ...], float], wf: str, reviews: list[Review]
-    ) -> None:
-        sums["events_ingested", wf, "review"] += len(reviews)
-        for decision, n in _tally([r.decision for r in reviews]):
-            sums["reviews", wf, decision] += n
-        saved = sum([r.time_saved_s for r in reviews if r.time_saved_s and r.time_saved_s > 0])
-        if saved:
-            sums["time_saved", wf] += saved
+    def add(self, counts: Tally) -> None:
+        """Add a batch's tally (``monitor.tally``): one ``inc`` per series per batch."""
+        for key, amount in counts.sums.items():
+            series = self._series.get(key)
+            if series is None:
+                series = self._series_for(key)
+            series.inc(amount)
+        for wf, seconds in counts.latencies.items():
+            self.run_latency.observe_many((self.workflow_label(wf),), seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def _tally(labels: list[str]) -> Iterable[tuple[str, int]]:
-    return CountOf(labels).items()
-
-
-def _spend(
-    sums: defaultdict[tuple[str, ...], float], wf: str, records: Sequence[Run | Cost]
-) -> None:
-    """Spend and tokens by model; one model per workflow is the usual case."""
-    models = [r.model or "unknown" for r in records]
-    for model, some in group_by(models, records).items():
-        _spend_one(sums, wf, model, some)
-
-
-def _spend_one(
-    sums: defaultdict[tuple[str, ...], float],
-    wf: str,
-    model: str,
-    records: Sequence[Run | Cost],
-) -> None:
-    cost = sum([r.cost_usd for r in records if r.cost_usd])
-    if cost:
-        sums["cost_usd", wf, model] += cost
-    tokens_in = sum([r.input_tokens for r in records if r.input_tokens])
-    if tokens_in:
-        sums["tokens", wf, model, "input"] += tokens_in
-    tokens_out = sum([r.output_tokens for r in records if r.output_tokens])
-    if tokens_out:
-        sums["tokens", wf, model, "output"] += tokens_out

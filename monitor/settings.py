@@ -147,9 +147,20 @@ class Settings(BaseSettings):
     max_workflows: int = Field(default=500, ge=1, description="cap on workflow label values")
     retention_days: float = Field(default=30.0, gt=0, description="raw event retention")
     ingest_concurrency: int = Field(default=8, ge=1, description="concurrent ingest batches")
+    parse_processes: int = Field(
+        default=1,
+        ge=0,
+        description="processes that parse and validate ingest batches beside the server "
+        "(0: parse in the server process)",
+    )
     detection: bool = Field(default=True, description="run the detection scheduler in serve")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="FULL also survives power loss (one fsync per batch)"
+    )
+    sqlite_autocheckpoint: int = Field(
+        default=10_000,
+        ge=0,
+        description="WAL pages (4 KiB) before a commit copies the WAL into the database file",
     )
 
     @field_validator("ingest_tokens", "read_tokens", "control_tokens", mode="before")

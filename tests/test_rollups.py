@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from detectors import signals as sig
 from monitor.events import Cost, Run
 from monitor.metrics import Metrics
-from monitor.store.rollups import rollup
+from monitor.rollups import rollup
 
 T0 = 1_795_424_400.0
 

@@ -15,6 +15,7 @@ from monitor.api.switches import switch_hook
 from monitor.findings_metrics import FindingsCollector
 from monitor.ingest import IngestService
 from monitor.metrics import Metrics
+from monitor.parse_pool import ParsePool
 from monitor.settings import Settings
 from monitor.store import Store
 
@@ -29,7 +30,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``hooks`` are async context managers entered for the app's lifetime
     (the scheduler and the notifier use them), after the store is ready."""
-    store = store or Store(settings.database_url)
+    store = store or Store.from_settings(settings)
     metrics = metrics or Metrics(max_workflows=settings.max_workflows)
 
     @asynccontextmanager
@@ -37,6 +38,8 @@ def create_app(
         from contextlib import AsyncExitStack
 
         async with AsyncExitStack() as stack:
+            app.state.ingest.parse_pool.start()
+            stack.callback(app.state.ingest.parse_pool.close)
             await stack.enter_async_context(switch_hook(app))
             for hook in hooks or []:
                 await stack.enter_async_context(hook(app))
@@ -52,7 +55,7 @@ def create_app(
     app.state.file_config = settings.load_file()
     app.state.store = store
     app.state.metrics = metrics
-    app.state.ingest = IngestService(store, metrics)
+    app.state.ingest = IngestService(store, metrics, ParsePool(settings.parse_processes))
     app.state.ingest_limiter = anyio.CapacityLimiter(settings.ingest_concurrency)
     budgets = {
         wf: cfg.monthly_budget_usd

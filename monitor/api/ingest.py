@@ -61,15 +61,11 @@ async def post_events(
         parser, args = _costlog_parser(format, body, request, received)
     limiter: anyio.CapacityLimiter = request.app.state.ingest_limiter
     try:
-        parsed: Parsed = await anyio.to_thread.run_sync(parser, *args, limiter=limiter)
+        parsed, result = await service.ingest_body(limiter, received, parser, *args)
     except BatchError as err:
         service.reject("too_large" if err.too_large else "unparseable")
         raise ApiError(413 if err.too_large else 400, "bad_batch", str(err)) from None
-    if parsed.rejected:
-        service.reject("validation", len(parsed.rejected))
-    result = await anyio.to_thread.run_sync(
-        service.ingest, parsed.events, received, limiter=limiter
-    )
+    assert isinstance(parsed, Parsed)
     return JSONResponse(
         {
             "accepted": result.accepted,

@@ -22,13 +22,11 @@ from starlette.datastructures import State
 from collectors.otlp import (
     JSON,
     OtlpError,
-    decode_request,
     encode_response,
     encode_status,
-    iter_spans,
 )
 from collectors.otlp import media_type as otlp_media_type
-from collectors.otlp_mapping import MappingOptions, MappingResult, map_spans
+from collectors.otlp_mapping import MappingOptions, MappingResult, decode_and_map
 from monitor.api.auth import check
 from monitor.api.body import read_body
 from monitor.api.errors import RETRY_AFTER_S, ApiError
@@ -102,12 +100,6 @@ def _reply(kind: str, status: int, message: str, headers: dict[str, str] | None 
     return Response(body, status_code=status, media_type=kind, headers=headers)
 
 
-def _decode_and_map(
-    body: bytes, kind: str, options: MappingOptions, received: float
-) -> MappingResult:
-    return map_spans(iter_spans(decode_request(body, kind)), options, received)
-
-
 @router.post("/v1/traces", summary="OTLP/HTTP traces", response_model=None)
 async def post_traces(request: Request) -> Response:
     settings: Settings = request.app.state.settings
@@ -147,16 +139,12 @@ async def _export(
     received = time.time()
     limiter: anyio.CapacityLimiter = request.app.state.ingest_limiter
     try:
-        mapped: MappingResult = await anyio.to_thread.run_sync(
-            _decode_and_map, body, kind, config.options, received, limiter=limiter
+        mapped, _ = await service.ingest_body(
+            limiter, received, decode_and_map, body, kind, config.options, received
         )
     except OtlpError as err:
         service.reject("unparseable")
         return _reply(kind, err.status, err.message)
-    if mapped.rejected:
-        service.reject("validation", len(mapped.rejected))
-    try:
-        await anyio.to_thread.run_sync(service.ingest, mapped.events, received, limiter=limiter)
     except StoreUnavailable:
         return _reply(
             kind,
@@ -164,5 +152,6 @@ async def _export(
             "the store is unavailable; retry later",
             {"Retry-After": str(RETRY_AFTER_S)},
         )
+    assert isinstance(mapped, MappingResult)
     body_out = encode_response(kind, len(mapped.rejected), mapped.error_message())
     return Response(body_out, status_code=200, media_type=kind)

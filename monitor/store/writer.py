@@ -7,22 +7,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from monitor.events import Cost, Event, Kpi, Review, Run, encode_event
+from monitor.events import Event
+from monitor.prepare import EVENT_COLUMNS, EventRow, Prepared, prepare, restrict
 from monitor.store import schema as t
 from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine
-from monitor.store.rollups import BatchRollup, rollup
+from monitor.tally import Tally
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 ROLLUP_SEQ = "rollups"
-EVENT_COLUMNS = ("id", "type", "workflow", "ts", "received_at", "payload")
 ROLLUP_COLUMNS = (
     "workflow",
     "signal",
@@ -35,27 +38,40 @@ ROLLUP_COLUMNS = (
     "max",
     "seq",
 )
-EventRow = tuple[str, str, str, float, float, str]  # in EVENT_COLUMNS order
-_KIND: dict[type[Event], str] = {kind: kind.__name__.lower() for kind in (Run, Review, Cost, Kpi)}
+VERSION_COLUMNS = tuple(c.name for c in t.versions.c)
+ACTOR_COLUMNS = tuple(c.name for c in t.actors.c)
 
 
 @dataclass(slots=True)
 class InsertResult:
     accepted: int
     duplicates: int
-    inserted: list[Event] = field(default_factory=list)  # the events stored by this call
+    tally: Tally  # what the stored events add to the ingest metrics
 
 
 class Store:
     """Owns the engine. Thread-safe; on SQLite, writers are serialised in-process so they
     queue on a lock instead of spinning on SQLITE_BUSY."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "NORMAL", sqlite_autocheckpoint: int = 1000
+    ) -> None:
         self.url = url
-        self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self.engine: Engine = make_engine(
+            url, sqlite_synchronous=sqlite_synchronous, sqlite_autocheckpoint=sqlite_autocheckpoint
+        )
         self.dialect = self.engine.dialect.name
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._max_variables: int | None = None
+        self._statements = _Statements.build(self)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_autocheckpoint=settings.sqlite_autocheckpoint,
+        )
 
     # -- plumbing --------------------------------------------------------------------
     def insert(self, table: Any) -> Any:
@@ -83,6 +99,15 @@ class Store:
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+
+    @contextmanager
+    def writers_paused(self) -> Iterator[None]:
+        """No write transaction of this process starts or runs inside the block (SQLite)."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -114,30 +139,24 @@ class Store:
         there, so a crash can never separate "lines stored" from "offset advanced").
         """
         received = time.time() if received_at is None else received_at
-        unique: dict[str, Event] = {}
-        for ev in batch:
-            unique.setdefault(ev.id, ev)
-        if not unique and also is None:
-            return InsertResult(0, len(batch))
-        rows = [
-            (ev.id, _KIND[type(ev)], ev.workflow, ev.epoch, received, encode_event(ev).decode())
-            for ev in unique.values()
-        ]
-        # Rolled up before the write lock is taken, so the serial part of ingest is only
-        # database work; redone for the stored subset if some ids were already there.
-        deltas = rollup(unique.values())
+        return self.insert_prepared(prepare(batch, received), also)
+
+    def insert_prepared(
+        self, batch: Prepared, also: Callable[[Connection], None] | None = None
+    ) -> InsertResult:
+        """``insert_events`` for a batch already turned into rows (``monitor.prepare``)."""
+        offered = len(batch.rows) + batch.in_batch_duplicates
+        if not batch.rows and also is None:
+            return InsertResult(0, offered, Tally())
         with self.write() as conn:
-            stored_ids = self._insert_new(conn, rows) if rows else set()
-            if len(stored_ids) == len(unique):
-                inserted = list(unique.values())
-            else:
-                inserted = [unique[i] for i in unique if i in stored_ids]
-                deltas = rollup(inserted)
-            if inserted:
-                self._write_rollups(conn, deltas)
+            stored_ids = self._insert_new(conn, batch.rows) if batch.rows else set()
+            if len(stored_ids) < len(batch.rows):
+                batch = restrict(batch, stored_ids)
+            if batch.rows:
+                self._write_rollups(conn, batch)
             if also is not None:
                 also(conn)
-        return InsertResult(len(inserted), len(batch) - len(inserted), inserted)
+        return InsertResult(len(batch.rows), offered - len(batch.rows), batch.tally)
 
     def _insert_new(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         """Insert rows whose id is new; return the ids inserted."""
@@ -245,67 +264,28 @@ class Store:
     def next_seq(self, conn: Connection, name: str) -> int:
         # The row lock taken by this UPDATE is held to commit, so on PostgreSQL concurrent
         # batches commit in seq order and a reader never skips a seq that commits later.
-        stmt = (
-            update(t.sequences)
-            .where(t.sequences.c.name == name)
-            .values(value=t.sequences.c.value + 1)
-            .returning(t.sequences.c.value)
-        )
-        got = conn.execute(stmt).scalar()
+        stmt = self._statements.next_seq
+        got = conn.execute(stmt, {"seq_name": name}).scalar()
         if got is None:
             conn.execute(
                 self.insert(t.sequences).on_conflict_do_nothing(), {"name": name, "value": 0}
             )
-            got = conn.execute(stmt).scalar_one()
+            got = conn.execute(stmt, {"seq_name": name}).scalar_one()
         return int(got)
 
-    def _write_rollups(self, conn: Connection, batch: BatchRollup) -> None:
+    def _write_rollups(self, conn: Connection, batch: Prepared) -> None:
         seq = self.next_seq(conn, ROLLUP_SEQ)
-        self._insert_rows(
-            conn,
-            "rollups",
-            ROLLUP_COLUMNS,
-            [
-                (wf, signal, bucket, a.count, a.successes, a.sum, a.sumsq, a.min, a.max, seq)
-                for (wf, signal, bucket), a in batch.aggs.items()
-            ],
-        )
+        self._insert_rows(conn, "rollups", ROLLUP_COLUMNS, [(*r, seq) for r in batch.rollups])
         if batch.versions:
-            self._upsert_versions(conn, batch)
+            conn.execute(
+                self._statements.versions_upsert,
+                [dict(zip(VERSION_COLUMNS, r, strict=True)) for r in batch.versions],
+            )
         if batch.actors:
             conn.execute(
-                self.insert(t.actors).on_conflict_do_nothing(),
-                [
-                    {"workflow": wf, "day": day, "user": user, "team": team}
-                    for (wf, day, user), team in batch.actors.items()
-                ],
+                self._statements.actors_insert,
+                [dict(zip(ACTOR_COLUMNS, r, strict=True)) for r in batch.actors],
             )
-
-    def _upsert_versions(self, conn: Connection, batch: BatchRollup) -> None:
-        ins = self.insert(t.versions)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["workflow", "model", "model_version", "prompt_version"],
-            set_={
-                "first_seen": self.least(t.versions.c.first_seen, ins.excluded.first_seen),
-                "last_seen": self.greatest(t.versions.c.last_seen, ins.excluded.last_seen),
-                "count": t.versions.c.count + ins.excluded.count,
-            },
-        )
-        conn.execute(
-            stmt,
-            [
-                {
-                    "workflow": wf,
-                    "model": model,
-                    "model_version": mv,
-                    "prompt_version": pv,
-                    "first_seen": seen.first,
-                    "last_seen": seen.last,
-                    "count": seen.count,
-                }
-                for (wf, model, mv, pv), seen in batch.versions.items()
-            ],
-        )
 
     def count_events(self) -> int:
         with self.read() as conn:
@@ -315,3 +295,33 @@ class Store:
 def _unavailable(err: SQLAlchemyError) -> None:
     if is_unavailable(err):
         raise StoreUnavailable(str(err).splitlines()[0]) from err
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The write path's statements, built once (building one took longer than running it)."""
+
+    next_seq: Any
+    versions_upsert: Any
+    actors_insert: Any
+
+    @classmethod
+    def build(cls, store: Store) -> _Statements:
+        seq = t.sequences.c
+        versions = store.insert(t.versions)
+        v = t.versions.c
+        return cls(
+            next_seq=update(t.sequences)
+            .where(seq.name == bindparam("seq_name"))
+            .values(value=seq.value + 1)
+            .returning(seq.value),
+            versions_upsert=versions.on_conflict_do_update(
+                index_elements=["workflow", "model", "model_version", "prompt_version"],
+                set_={
+                    "first_seen": store.least(v.first_seen, versions.excluded.first_seen),
+                    "last_seen": store.greatest(v.last_seen, versions.excluded.last_seen),
+                    "count": v.count + versions.excluded.count,
+                },
+            ),
+            actors_insert=store.insert(t.actors).on_conflict_do_nothing(),
+        )
