@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,29 +12,11 @@ import orjson
 import pytest
 
 from collectors.native import BatchError, Parsed, parse_batch
-from monitor.demo import Simulator
 from monitor.events import MAX_BATCH_EVENTS
 from monitor.parse_pool import ParsePool
 from monitor.prepare import Prepared
 from tests.daemon import Daemon
-
-T0 = time.time() - 3 * 3600
-
-
-def demo_body(minutes: float = 20) -> bytes:
-    """Every event type (runs, reviews with texts, costs, KPIs), plus two invalid events."""
-    events: list[object] = Simulator(seed=5, drift_after_s=600, start=T0).events_between(
-        T0, T0 + minutes * 60
-    )
-    events[3:3] = [{"id": "bad-1", "type": "run"}, {"id": "bad-2", "type": "nope", "workflow": "w"}]
-    common = {"workflow": "billing", "ts": T0 + 30, "user": "ana", "team": "ops"}
-    events += [
-        {"id": "c1", "type": "cost", "model": "gpt-4o-mini", "cost_usd": 0.25, **common},
-        {"id": "c2", "type": "cost", "model": "in-house-7", "input_tokens": 900, **common},
-        {"id": "k1", "type": "kpi", "name": "handle_time", "value": 3.5, **common},
-        {"id": "k1", "type": "kpi", "name": "handle_time", "value": 9.0, **common},  # resent id
-    ]
-    return orjson.dumps(events)
+from tests.test_prepare import T0, demo_body, derived
 
 
 def noisy_parse(body: bytes, received: float) -> Parsed:
@@ -57,15 +38,7 @@ def pool() -> Iterator[ParsePool]:
 def as_compared(result: tuple[object, Prepared]) -> tuple[object, ...]:
     parsed, batch = result
     assert isinstance(parsed, Parsed)
-    return (
-        parsed.rejected,
-        batch.rows,
-        sorted(batch.rollups),
-        batch.versions,
-        batch.actors,
-        dict(batch.tally.sums),
-        batch.tally.latencies,
-    )
+    return (parsed.rejected, *derived(batch))
 
 
 def test_a_parse_process_prepares_the_same_batch_as_the_server(pool: ParsePool) -> None:

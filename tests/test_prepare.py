@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from collectors.native import parse_batch
+from monitor.demo import Simulator
 from monitor.prepare import Prepared, decode_rows, prepare, restrict
-from tests.test_parse_pool import T0, demo_body
+
+T0 = time.time() - 3 * 3600
+
+
+def demo_body(minutes: float = 20) -> bytes:
+    """Every event type (runs, reviews with texts, costs, KPIs), plus two invalid events."""
+    events: list[object] = Simulator(seed=5, drift_after_s=600, start=T0).events_between(
+        T0, T0 + minutes * 60
+    )
+    events[3:3] = [{"id": "bad-1", "type": "run"}, {"id": "bad-2", "type": "nope", "workflow": "w"}]
+    common = {"workflow": "billing", "ts": T0 + 30, "user": "ana", "team": "ops"}
+    events += [
+        {"id": "c1", "type": "cost", "model": "gpt-4o-mini", "cost_usd": 0.25, **common},
+        {"id": "c2", "type": "cost", "model": "in-house-7", "input_tokens": 900, **common},
+        {"id": "k1", "type": "kpi", "name": "handle_time", "value": 3.5, **common},
+        {"id": "k1", "type": "kpi", "name": "handle_time", "value": 9.0, **common},  # resent id
+    ]
+    return orjson.dumps(events)
 
 
 def derived(batch: Prepared) -> tuple[object, ...]:
