@@ -3,11 +3,12 @@
 SQLite's own checkpoint runs inside the commit that crosses ``wal_autocheckpoint`` pages:
 that batch waits while the WAL is copied and synced, and with it every request queued on
 the writer (at 1,000 pages, a third of the ingest time). In ``serve`` this thread does the
-copying instead, beside the writer: a PASSIVE checkpoint never blocks a writer. Only when
-the log has grown long does it finish the last frames holding the store's write lock, so
-the next commit starts the log from the beginning again and the file stays small. SQLite's
-own checkpoint stays on at a larger size (``DRIFTWARDEN_SQLITE_AUTOCHECKPOINT``) in case
-this thread falls behind.
+copying instead, beside the writer: a PASSIVE checkpoint never blocks a writer. When the
+log has grown long, it catches up without blocking anyone, then copies the last frames
+holding the store's write lock (10-30 ms: a batch or two and one sync), so that the next
+commit starts the log from the beginning again and the file stays small. SQLite's own
+checkpoint stays on at a larger size (``DRIFTWARDEN_SQLITE_AUTOCHECKPOINT``) in case this
+thread falls behind.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 INTERVAL_S = 0.25
 RESTART_FRAMES = 2_000  # about 8 MB of log: past this, finish under the write lock
+CATCH_UP_PASSES = 8
+CATCH_UP_FRAMES = 400  # written during the last pass: about one batch, few enough to pause for
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,13 @@ def checkpoint(store: Store, restart_frames: int = RESTART_FRAMES) -> Checkpoint
         _, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames < restart_frames:
             return Checkpoint(frames, copied, False)
+        # Catch up without pausing anyone while each pass still has much to copy, so the
+        # pause below only covers the last few frames (and one sync).
+        for _ in range(CATCH_UP_PASSES):
+            before = frames
+            _, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames - before < CATCH_UP_FRAMES:
+                break
         # Even a log copied to the end is only rewound by a commit that starts after the
         # copy finished; under load the writer is always mid-batch, so the log would keep
         # growing. Finishing with writers paused makes the next commit the one that rewinds.
