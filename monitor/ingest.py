@@ -42,7 +42,7 @@ class IngestService:
     def _parse_and_store(
         self, received: float, parse: Parse, args: tuple[Any, ...]
     ) -> tuple[HasEvents, InsertResult]:
-        parsed, batch = self.parse_pool.call(received, parse, args)
+        parsed, batch = self.parse_pool.call(received, parse, args, self.store.takes_copy)
         if parsed.rejected:
             self.reject("validation", len(parsed.rejected))
         return parsed, self.store_prepared(batch)
@@ -59,7 +59,7 @@ class IngestService:
         caller must not acknowledge the batch.
         """
         received = time.time() if received_at is None else received_at
-        return self.store_prepared(prepare(events, received), also)
+        return self.store_prepared(prepare(events, received, for_copy=self.store.takes_copy), also)
 
     def store_prepared(
         self, batch: Prepared, also: Callable[[Connection], None] | None = None

@@ -96,10 +96,14 @@ class ParsePool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def call(self, received: float, parse: Parse, args: tuple[Any, ...]) -> Result:
+    def call(
+        self, received: float, parse: Parse, args: tuple[Any, ...], for_copy: bool = False
+    ) -> Result:
+        """``parse(*args)`` prepared for the store (``parse_worker.parse_and_prepare``)."""
+        job = (received, parse, args, for_copy)
         if not self._started():
-            return parse_and_prepare(received, parse, args)
-        frame = pickle.dumps((received, parse, args), protocol=pickle.HIGHEST_PROTOCOL)
+            return parse_and_prepare(*job)
+        frame = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         worker = self._idle.get()
         try:
             ok, value = worker.call(frame)
@@ -110,7 +114,7 @@ class ParsePool:
         finally:
             self._idle.put(worker)
         if not ok:  # parsed again here: raises the same error the worker met, or succeeds
-            return parse_and_prepare(received, parse, args)
+            return parse_and_prepare(*job)
         result: Result = value
         return result
 

@@ -32,14 +32,15 @@ class HasEvents(Protocol):
 
 
 def parse_and_prepare(
-    received: float, parse: Callable[..., HasEvents], args: tuple[Any, ...]
+    received: float, parse: Callable[..., HasEvents], args: tuple[Any, ...], for_copy: bool
 ) -> tuple[HasEvents, Prepared]:
-    """``parse(*args)``, with its events turned into rows, rollups and counts.
+    """``parse(*args)``, with its events turned into rows, rollups and counts (and COPY
+    input, ``for_copy``: see ``monitor.prepare``).
 
     The events travel back as rows only: the result keeps everything else (rejections).
     """
     parsed = parse(*args)
-    batch = prepare(parsed.events, received)
+    batch = prepare(parsed.events, received, for_copy=for_copy)
     return dataclasses.replace(parsed, events=[]), batch  # type: ignore[type-var]
 
 
@@ -60,9 +61,9 @@ def write_frame(stream: IO[bytes], data: bytes) -> None:
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     while (frame := read_frame(inp)) is not None:
-        received, parse, args = pickle.loads(frame)
+        job = pickle.loads(frame)
         try:
-            reply: tuple[bool, Any] = (True, parse_and_prepare(received, parse, args))
+            reply: tuple[bool, Any] = (True, parse_and_prepare(*job))
         except Exception as err:
             reply = (False, repr(err))
         write_frame(out, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))

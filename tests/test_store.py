@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 
 from detectors import signals as sig
-from monitor.events import MAX_BATCH_EVENTS, Event, convert_event
+from monitor.events import MAX_BATCH_EVENTS, Event, convert_event, encode_event
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.retention import compact_rollups, prune
@@ -67,6 +68,38 @@ def test_a_full_batch_is_stored_whole_across_several_insert_statements(store: St
     assert orjson.loads(payload[0])["latency_ms"] == 5.0
     assert rollup_totals(store, sig.LATENCY_MS) == (MAX_BATCH_EVENTS, 0, 5.0 * MAX_BATCH_EVENTS)
     assert store.insert_events(batch).duplicates == MAX_BATCH_EVENTS
+
+
+def test_ids_and_texts_that_need_escaping_are_stored_verbatim(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL gets COPY's text format, where backslash, tab and newline are special
+    odd = ["back\\slash", "tab\there", "new\nline", "cr\rlf", "\\N", "naïve ☃", 'q"uote']
+    batch = [
+        convert_event(
+            {
+                "id": f"id {text}",
+                "type": "review",
+                "workflow": "wf",
+                "ts": T0,
+                "decision": "edited",
+                "before": f"draft {text}",
+                "after": f"final {text}\\",
+                "attributes": {"note": text, text: [text]},
+            },
+            T0 + 1,
+        )
+        for text in odd
+    ]
+    if store.takes_copy:  # a fresh batch goes in by COPY alone, not by the fallback
+        monkeypatch.setattr(store, "_insert_new_postgres", lambda *a: pytest.fail("fallback"))
+    assert store.insert_events(batch).accepted == len(odd)
+    monkeypatch.undo()
+    with store.read() as conn:
+        stored = dict(conn.execute(select(t.events.c.id, t.events.c.payload)).all())
+    assert stored == {e.id: encode_event(e).decode() for e in batch}
+    resent = store.insert_events([*batch, *runs(3)])  # one stored id: the COPY gives way
+    assert (resent.accepted, resent.duplicates) == (3, len(odd))
 
 
 def test_duplicates_inside_one_batch_count_once(store: Store) -> None:

@@ -12,7 +12,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
+from sqlalchemy import Connection, Engine, Float, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -64,6 +64,11 @@ class Store:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._max_variables: int | None = None
         self._statements = _Statements.build(self)
+
+    @property
+    def takes_copy(self) -> bool:
+        """Whether batches should come with COPY input (``prepare(..., for_copy=True)``)."""
+        return self.dialect == "postgresql"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -139,7 +144,7 @@ class Store:
         there, so a crash can never separate "lines stored" from "offset advanced").
         """
         received = time.time() if received_at is None else received_at
-        return self.insert_prepared(prepare(batch, received), also)
+        return self.insert_prepared(prepare(batch, received, for_copy=self.takes_copy), also)
 
     def insert_prepared(
         self, batch: Prepared, also: Callable[[Connection], None] | None = None
@@ -149,7 +154,7 @@ class Store:
         if not batch.rows and also is None:
             return InsertResult(0, offered, Tally())
         with self.write() as conn:
-            stored_ids = self._insert_new(conn, batch.rows) if batch.rows else set()
+            stored_ids = self._insert_new(conn, batch) if batch.rows else set()
             if len(stored_ids) < len(batch.rows):
                 batch = restrict(batch, stored_ids)
             if batch.rows:
@@ -158,11 +163,14 @@ class Store:
                 also(conn)
         return InsertResult(len(batch.rows), offered - len(batch.rows), batch.tally)
 
-    def _insert_new(self, conn: Connection, rows: list[EventRow]) -> set[str]:
+    def _insert_new(self, conn: Connection, batch: Prepared) -> set[str]:
         """Insert rows whose id is new; return the ids inserted."""
+        rows = batch.rows
         if self.dialect == "sqlite":
             return self._insert_new_sqlite(conn, rows)
         if self.dialect == "postgresql":
+            if batch.copy is not None and self._copied(conn, batch.copy):
+                return {r[0] for r in rows}
             return self._insert_new_postgres(conn, rows)
         stmt = (
             self.insert(t.events)
@@ -173,6 +181,25 @@ class Store:
             r[0]
             for r in conn.execute(stmt, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
         }
+
+    def _copied(self, conn: Connection, data: bytes) -> bool:
+        """COPY the batch in under a savepoint; False (nothing written) if an id exists.
+
+        Like SQLite's insert-first: fresh batches are the rule, and COPY writes them at
+        1.6x the speed of the INSERT ... ON CONFLICT below, which a resent batch then pays.
+        The input was formatted in the parse process, so this costs the server no per-row
+        Python at all.
+        """
+        from psycopg.errors import UniqueViolation  # only the PostgreSQL store needs it
+
+        sql = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+        raw: Any = conn.connection.dbapi_connection  # psycopg's own connection
+        try:
+            with conn.begin_nested(), raw.cursor() as cursor, cursor.copy(sql) as copy:
+                copy.write(data)
+        except UniqueViolation:
+            return False
+        return True
 
     def _insert_new_postgres(self, conn: Connection, rows: list[EventRow]) -> set[str]:
         # One statement over arrays: the server does the per-row work, not the driver.
@@ -236,9 +263,18 @@ class Store:
                 chunk = rows[start : start + per_statement]
                 sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row] * len(chunk))
                 conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+        elif rows:
+            # One statement over binary arrays, as for events (executemany ran the INSERT
+            # once per row: 180 rollup rows took 6 ms)
+            cols = [t.metadata.tables[table].c[name] for name in columns]
+            dialect = self.engine.dialect
+            casts = ", ".join(f"%b::{c.type.compile(dialect=dialect)}[]" for c in cols)
+            arrays = tuple(
+                _array(c, values) for c, values in zip(cols, zip(*rows, strict=True), strict=True)
+            )
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts})", arrays
+            )
 
     def _sqlite_variables(self, conn: Connection) -> int:
         """``?`` per statement: SQLite's limit (999 before 3.32, 32,766 since; builds such as
@@ -290,6 +326,13 @@ class Store:
     def count_events(self) -> int:
         with self.read() as conn:
             return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+
+
+def _array(column: Any, values: tuple[Any, ...]) -> list[Any]:
+    # psycopg types an array by its first element: 3 in a FLOAT column would make it int[]
+    if isinstance(column.type, Float):
+        return [None if v is None else float(v) for v in values]
+    return list(values)
 
 
 def _unavailable(err: SQLAlchemyError) -> None:
