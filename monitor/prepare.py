@@ -104,13 +104,24 @@ def copy_text(rows: Sequence[EventRow]) -> bytes:
     >>> copy_text([("a\tb", "run", "wf", 60.5, 61.0, '{"x":"\\"q\\""}')])
     b'a\\tb\trun\twf\t60.5\t61.0\t{"x":"\\\\"q\\\\""}\n'
     """
-    e = _COPY_ESCAPES
     return "".join(
         [
-            f"{i.translate(e)}\t{k}\t{w.translate(e)}\t{t!r}\t{r!r}\t{p.translate(e)}\n"
+            # JSON has no raw tab or line break (msgspec escapes them inside strings), so
+            # the payload only needs its backslashes doubled: str.replace runs at memchr
+            # speed where translate() costs microseconds per payload
+            f"{_escaped(i)}\t{k}\t{_escaped(w)}\t{t!r}\t{r!r}\t{p.replace(BS, BS2)}\n"
             for i, k, w, t, r, p in rows
         ]
     ).encode()
+
+
+BS, BS2 = "\\", "\\\\"
+
+
+def _escaped(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
 
 
 def decode_rows(rows: Iterable[EventRow]) -> Iterable[Event]:
