@@ -58,7 +58,7 @@ class Worker:
         try:
             write_frame(stdin, frame)
             reply = read_frame(stdout)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: a pipe closed by ``stop``
             raise WorkerDied(str(err)) from None
         if reply is None:
             raise WorkerDied(f"exit code {self.proc.poll()}")
@@ -143,8 +143,16 @@ class ParsePool:
         return bool(self._workers)
 
     def _replace(self, dead: Worker) -> Worker:
+        """A new process in place of ``dead``; ``dead`` itself (its next job fails over to
+        the server the same way) while the pool is closing or no process can start."""
         dead.stop()
-        fresh = Worker()
+        if self._closed:
+            return dead
+        try:
+            fresh = Worker()
+        except OSError as err:
+            log.error("cannot start a parse process; parsing in the server", error=str(err))
+            return dead
         with self._lock:
             self._workers = [fresh if w is dead else w for w in self._workers]
         return fresh

@@ -137,3 +137,22 @@ def test_the_daemon_parses_in_a_process_and_survives_losing_it(tmp_path: Path) -
         fresh = [p for p, cmd in children(daemon.proc.pid).items() if "parse_worker" in cmd]
         assert len(fresh) == 1 and fresh != workers
     assert "parse process died" in (tmp_path / "daemon.log").read_text()
+
+
+def test_batches_are_still_parsed_when_no_new_process_can_start(
+    pool: ParsePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_process() -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    body, received = demo_body(2), T0 + 3600
+    expected = as_compared(ParsePool(0).call(received, parse_batch, (body, "json", received)))
+    (dead,) = pool.pids()
+    os.kill(dead, signal.SIGKILL)
+    os.waitpid(dead, 0)
+    monkeypatch.setattr("monitor.parse_pool.Worker", no_process)
+    for _ in range(2):  # the dead one stays, and each job fails over to this thread
+        assert as_compared(pool.call(received, parse_batch, (body, "json", received))) == expected
+    monkeypatch.undo()
+    assert as_compared(pool.call(received, parse_batch, (body, "json", received))) == expected
+    assert pool.pids() != [dead]  # replaced once processes can start again
