@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import sparse, stats
 from scipy.sparse.linalg import spsolve
@@ -196,6 +196,11 @@ def test_bucket_calibrated_chart_spends_the_arl0_budget_on_buckets(
 def test_lattice_arl_solves_the_chain_written_out_state_by_state(
     up: int, down: int, p: float, h: int
 ) -> None:
+    # The ARL is below the wait for ceil(h / up) rises in a row, about p ** -(h / up). Past
+    # ~1e12 the system is singular in double precision (CI found up=1, down=3, p=0.125,
+    # h=19: 8 ** 19), for this solver and the reference alike; calibration never asks for
+    # more than its target ARL0.
+    assume(math.ceil(h / up) * math.log(1 / p) < 27)
     assert lattice_arl(up, down, p, h) == pytest.approx(reference_lattice_arl(up, down, p, h))
 
 
