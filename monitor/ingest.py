@@ -14,9 +14,8 @@ from monitor.events import Event
 from monitor.metrics import Metrics
 from monitor.parse_pool import Parse, ParsePool
 from monitor.parse_worker import HasEvents
-from monitor.prepare import Prepared, prepare
+from monitor.prepare import Prepared
 from monitor.store import InsertResult, Store, StoreUnavailable
-from monitor.tally import Tally
 
 log = structlog.get_logger(__name__)
 
@@ -58,15 +57,12 @@ class IngestService:
         Raises ``StoreUnavailable`` when the database is down: nothing was stored and the
         caller must not acknowledge the batch.
         """
-        received = time.time() if received_at is None else received_at
-        return self.store_prepared(prepare(events, received, for_copy=self.store.takes_copy), also)
+        return self.store_prepared(self.store.prepare(events, received_at), also)
 
     def store_prepared(
         self, batch: Prepared, also: Callable[[Connection], None] | None = None
     ) -> InsertResult:
         """``ingest`` for a batch prepared elsewhere (a parse process)."""
-        if not batch.rows and not batch.in_batch_duplicates and also is None:
-            return InsertResult(0, 0, Tally())
         started = time.perf_counter()
         try:
             result = self.store.insert_prepared(batch, also)

@@ -4,14 +4,12 @@ can read values back from a fresh ``CollectorRegistry``."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from monitor.batch_histogram import BatchHistogram
-from monitor.events import Event
-from monitor.tally import Tally, tally
+from monitor.tally import Tally
 
 # *_created series double the exposition size and no dashboard of ours reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -111,10 +109,6 @@ class Metrics:
         if len(self._series) < MAX_KEPT_SERIES:
             self._series[key] = series
         return series
-
-    def observe_stored(self, events: Iterable[Event]) -> None:
-        """Count events that were actually stored (call after commit)."""
-        self.add(tally(events))
 
     def add(self, counts: Tally) -> None:
         """Add a batch's tally (``monitor.tally``): one ``inc`` per series per batch."""

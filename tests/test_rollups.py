@@ -14,6 +14,7 @@ from detectors import signals as sig
 from monitor.events import Cost, Run
 from monitor.metrics import Metrics
 from monitor.rollups import rollup
+from monitor.tally import tally
 
 T0 = 1_795_424_400.0
 
@@ -124,13 +125,15 @@ def test_versions_seen_match_the_per_event_reference(events: list[Run]) -> None:
 def test_spend_is_counted_per_model_when_a_workflow_mixes_models() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    metrics.observe_stored(
-        [
-            Run(id="1", workflow="wf", ts=T0, model="m1", cost_usd=0.5, input_tokens=10),
-            Run(id="2", workflow="wf", ts=T0, model="m2", cost_usd=0.25, output_tokens=7),
-            Run(id="3", workflow="wf", ts=T0, model="m1", cost_usd=0.125, status="error"),
-            Cost(id="4", workflow="wf", ts=T0, model="m3"),
-        ]
+    metrics.add(
+        tally(
+            [
+                Run(id="1", workflow="wf", ts=T0, model="m1", cost_usd=0.5, input_tokens=10),
+                Run(id="2", workflow="wf", ts=T0, model="m2", cost_usd=0.25, output_tokens=7),
+                Run(id="3", workflow="wf", ts=T0, model="m1", cost_usd=0.125, status="error"),
+                Cost(id="4", workflow="wf", ts=T0, model="m3"),
+            ]
+        )
     )
 
     def value(name: str, **labels: str) -> float | None:

@@ -12,7 +12,17 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Float, bindparam, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -143,8 +153,12 @@ class Store:
         ``also`` runs inside the same transaction (the file tailer saves its checkpoint
         there, so a crash can never separate "lines stored" from "offset advanced").
         """
+        return self.insert_prepared(self.prepare(batch, received_at), also)
+
+    def prepare(self, batch: Sequence[Event], received_at: float | None = None) -> Prepared:
+        """``monitor.prepare.prepare`` for this store (received now unless given)."""
         received = time.time() if received_at is None else received_at
-        return self.insert_prepared(prepare(batch, received, for_copy=self.takes_copy), also)
+        return prepare(batch, received, for_copy=self.takes_copy)
 
     def insert_prepared(
         self, batch: Prepared, also: Callable[[Connection], None] | None = None
@@ -202,17 +216,8 @@ class Store:
         return True
 
     def _insert_new_postgres(self, conn: Connection, rows: list[EventRow]) -> set[str]:
-        # One statement over arrays: the server does the per-row work, not the driver.
-        # %b sends the arrays in binary: the text format escapes every quote of every JSON
-        # payload with a regex, which was 80 % of the ingest time.
-        arrays = tuple(list(column) for column in zip(*rows, strict=True))
-        found = conn.exec_driver_sql(
-            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-            "SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], "
-            "%b::float8[], %b::float8[], %b::text[]) "
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-            arrays,
-        )
+        sql, arrays = self._unnest_insert("events", EVENT_COLUMNS, rows)
+        found = conn.exec_driver_sql(f"{sql} ON CONFLICT (id) DO NOTHING RETURNING id", arrays)
         return {r[0] for r in found}
 
     def _insert_new_sqlite(self, conn: Connection, rows: list[EventRow]) -> set[str]:
@@ -264,17 +269,25 @@ class Store:
                 sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row] * len(chunk))
                 conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         elif rows:
-            # One statement over binary arrays, as for events (executemany ran the INSERT
-            # once per row: 180 rollup rows took 6 ms)
-            cols = [t.metadata.tables[table].c[name] for name in columns]
-            dialect = self.engine.dialect
-            casts = ", ".join(f"%b::{c.type.compile(dialect=dialect)}[]" for c in cols)
-            arrays = tuple(
-                _array(c, values) for c, values in zip(cols, zip(*rows, strict=True), strict=True)
-            )
-            conn.exec_driver_sql(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts})", arrays
-            )
+            conn.exec_driver_sql(*self._unnest_insert(table, columns, rows))
+
+    def _unnest_insert(
+        self, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> tuple[str, tuple[list[Any], ...]]:
+        """PostgreSQL: one INSERT over one array per column, sent in binary (``%b``).
+
+        The server does the per-row work: ``executemany`` ran the INSERT once per row (180
+        rollup rows took 6 ms), and psycopg's text array format escaped every quote of
+        every JSON payload with a regex (80 % of the ingest time, once).
+        """
+        cols = [t.metadata.tables[table].c[name] for name in columns]
+        dialect = self.engine.dialect
+        casts = ", ".join(f"%b::{_pg_array_element(c, dialect)}[]" for c in cols)
+        arrays = tuple(
+            _array(c, values) for c, values in zip(cols, zip(*rows, strict=True), strict=True)
+        )
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({casts})"
+        return sql, arrays
 
     def _sqlite_variables(self, conn: Connection) -> int:
         """``?`` per statement: SQLite's limit (999 before 3.32, 32,766 since; builds such as
@@ -326,6 +339,14 @@ class Store:
     def count_events(self) -> int:
         with self.read() as conn:
             return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+
+
+def _pg_array_element(column: Any, dialect: Any) -> str:
+    # text, not VARCHAR(n): an explicit cast to VARCHAR(n) silently truncates, where the
+    # insert into the VARCHAR(n) column refuses a value that is too long
+    if isinstance(column.type, String):
+        return "text"
+    return str(column.type.compile(dialect=dialect))
 
 
 def _array(column: Any, values: tuple[Any, ...]) -> list[Any]:
