@@ -6,6 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -147,3 +148,20 @@ def test_spend_is_counted_per_model_when_a_workflow_mixes_models() -> None:
     assert value("driftwarden_events_ingested_total", workflow="wf", type="run") == 3
     assert value("driftwarden_events_ingested_total", workflow="wf", type="cost") == 1
     assert value("driftwarden_cost_unpriced_total", model="m3") == 1
+
+
+def test_workflows_past_the_label_cap_are_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.metrics.MAX_KEPT_SERIES", 2)  # most series looked up afresh
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, max_workflows=2)
+    for batch in (["a", "b", "c"], ["c", "a", "d"]):
+        metrics.add(tally([Run(id=f"{wf}{i}", workflow=wf, ts=T0) for i, wf in enumerate(batch)]))
+
+    def runs(workflow: str) -> float | None:
+        return registry.get_sample_value(
+            "driftwarden_runs_total", {"workflow": workflow, "status": "ok"}
+        )
+
+    assert (runs("a"), runs("b"), runs("_other")) == (2.0, 1.0, 3.0)
+    assert runs("c") is None and runs("d") is None
+    assert len(metrics._series) == 2  # the kept children stop at the bound
