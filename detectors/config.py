@@ -49,7 +49,11 @@ class DeclaredBaseline:
 
 @dataclass(frozen=True, slots=True)
 class DetectionConfig:
-    arl0: float = 10_000.0
+    # expected false CRITICAL findings per workflow per 30 days, all signals together
+    false_alarms_per_month: float = 0.1
+    warn_false_alarms_per_month: float = 2.0  # the same for WARN
+    budget_by_workflow: Mapping[str, float] = field(default_factory=dict)  # overrides
+    arl0: float = 10_000.0  # floor on a chart's in-control ARL (observations)
     learn_rate_obs: int = 500
     learn_mean_obs: int = 100
     learn_rate_events: int = 10
@@ -115,6 +119,10 @@ class DetectionConfig:
         for wf, budget in self.budgets_usd.items():
             if not (math.isfinite(budget) and budget > 0):
                 raise ValueError(f"budgets_usd[{wf}] must be > 0, got {budget!r}")
+
+    def budget_for(self, workflow: str) -> float:
+        """False critical findings per 30 days this workflow accepts (all signals)."""
+        return self.budget_by_workflow.get(workflow, self.false_alarms_per_month)
 
     def slo_for(self, workflow: str) -> float:
         return self.slo_by_workflow.get(workflow, self.slo)

@@ -51,12 +51,15 @@ class Status(StrEnum):
 
     @property
     def severity(self) -> int:
-        """Ordering for "worst of": unknown < ok < warn < critical is NOT used; see worst()."""
-        return {"unknown": 0, "ok": 1, "warn": 2, "critical": 3}[self.value]
+        """Ordering for "worst of": ok < unknown < warn < critical. Unknown (learning, no
+        recent data) ranks above ok: a workflow that went quiet or is still learning must
+        not read as healthy."""
+        return {"ok": 0, "unknown": 1, "warn": 2, "critical": 3}[self.value]
 
 
 def worst(statuses: list[Status]) -> Status:
-    """The most severe status; an empty list is UNKNOWN (no data is never ok)."""
+    """The most severe status (ok < unknown < warn < critical); an empty list is UNKNOWN
+    (no data is never ok)."""
     if not statuses:
         return Status.UNKNOWN
     return max(statuses, key=lambda s: s.severity)
@@ -79,3 +82,5 @@ class Finding:
     since: float | None = None  # epoch seconds when the current status began
     samples: int = 0
     evidence: dict[str, Any] = field(default_factory=dict)
+    # one sentence a team lead understands (detectors.summary.summarize fills it)
+    summary: str = ""

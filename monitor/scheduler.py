@@ -55,15 +55,22 @@ SIGNAL_ALIASES: Final = {
 def build_config(settings: Settings, file_config: FileConfig) -> DetectionConfig:
     declared: dict[tuple[str, str], DeclaredBaseline] = {}
     budgets: dict[str, float] = {}
-    for wf, cfg in file_config.workflows.items():
+    workflows = file_config.workflows
+    for wf, cfg in workflows.items():
         for name, value in cfg.baseline.items():
             signal = SIGNAL_ALIASES.get(name, name)
             sd = cfg.baseline_sd.get(name, cfg.baseline_sd.get(signal))
             declared[(wf, signal)] = DeclaredBaseline(value, sd)
         if cfg.monthly_budget_usd:
             budgets[wf] = cfg.monthly_budget_usd
-    workflows = file_config.workflows
     return DetectionConfig(
+        false_alarms_per_month=settings.false_alarms_per_workflow_month,
+        warn_false_alarms_per_month=settings.warn_false_alarms_per_workflow_month,
+        budget_by_workflow={
+            wf: cfg.false_alarms_per_month
+            for wf, cfg in workflows.items()
+            if cfg.false_alarms_per_month is not None
+        },
         arl0=settings.arl0,
         declared=declared,
         budgets_usd=budgets,

@@ -51,6 +51,13 @@ class WorkflowConfig(_Strict):
     relearn_on_version_change: bool = Field(
         default=True, description="re-learn baselines when model_version/prompt_version change"
     )
+    false_alarms_per_month: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="false critical findings per 30 days this workflow accepts, across all its "
+        "signals (default: DRIFTWARDEN_FALSE_ALARMS_PER_WORKFLOW_MONTH)",
+    )
     monthly_budget_usd: float | None = Field(default=None, ge=0)
     slo_success: float = Field(default=0.99, gt=0, lt=1, description="success-ratio SLO")
     default_mode: Mode | None = None
@@ -139,7 +146,26 @@ class Settings(BaseSettings):
         default_factory=list, description="bearer tokens: control (implies read)"
     )
     detect_interval: float = Field(default=30.0, gt=0, description="seconds between passes")
-    arl0: float = Field(default=10_000.0, ge=10, description="observations between false alarms")
+    false_alarms_per_workflow_month: float = Field(
+        default=0.1,
+        gt=0,
+        le=100,
+        description="expected false CRITICAL findings per workflow per 30 days, across all its "
+        "signals; each chart's threshold is derived from it, its observation rate and the "
+        "number of charts",
+    )
+    warn_false_alarms_per_workflow_month: float = Field(
+        default=2.0,
+        gt=0,
+        le=1000,
+        description="the same budget for WARN findings (looser: warnings do not act)",
+    )
+    arl0: float = Field(
+        default=10_000.0,
+        ge=10,
+        description="floor on each chart's in-control run length (observations between false "
+        "alarms), whatever the false-alarm budget gives",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None, description="json or console; by TTY when unset"
     )
