@@ -1,7 +1,9 @@
 """Baselines: declared, learned from a named window, or learned from the first N observations.
 
-Also the design shift of a chart (``p1`` for a rate, ``delta`` for a mean) and the
-model-version bookkeeping (re-learn on change, report the change as a Finding).
+Also :class:`Learning` (the learning period of a chart: hourly chunks, so a change inside
+the learning period is found and not learned as normal, and a thinned sample of bucket
+means for calibrating a mean chart on its real distribution) and the model-version
+bookkeeping (report the change as a Finding).
 
 Example:
     >>> learner = BaselineLearner("rate")
@@ -10,15 +12,13 @@ Example:
     >>> b = learner.baseline("learned")
     >>> b.value, b.samples
     (0.2, 500)
-    >>> rate_design(0.2, "up", rel_shift=0.5, abs_floor=0.01)
-    0.30000000000000004
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from detectors.types import Finding, Rollup, Status
@@ -39,7 +39,8 @@ class Baseline:
     source: str  # "declared" / "window" / "learned"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: it deep-copies, and states are saved every pass
+        return {k: getattr(self, k) for k in ("kind", "value", "sd", "samples", "source")}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
@@ -80,37 +81,135 @@ class BaselineLearner:
         return cls(data["kind"], data["n"], data["total"], data["total_sq"])
 
 
+MAX_SAMPLES = 100  # bucket means kept to calibrate a mean chart (cost grows with it)
+SPLIT_Z = 3.5  # |z| of the best split of the learning period that counts as a change
+DOUBT_Z = 2.0  # |z| that makes the learning period go on (up to 3x) to settle the question
+_CHUNK = 900  # learning chunks of 15 minutes: where a change in learning began
+
+
+@dataclass(slots=True)
+class Learning:
+    """A chart's learning period: totals per 15 minutes (time order) and a thinned sample of
+    bucket means ``[n, mean]`` (every ``stride``-th bucket, at most ``2 x MAX_SAMPLES``)."""
+
+    kind: Kind
+    chunks: list[list[float]]  # [chunk start, n, value (events or sum), sumsq]
+    samples: list[list[float]]
+    stride: int = 1
+    seen: int = 0
+    _running: tuple[int, float, float] | None = None  # (n, value, sumsq), not saved
+
+    @classmethod
+    def new(cls, kind: Kind) -> Learning:
+        return cls(kind, [], [])
+
+    @property
+    def n(self) -> int:
+        return self.totals().n
+
+    def totals(self, chunks: Sequence[list[float]] | None = None) -> BaselineLearner:
+        """Totals of ``chunks`` (default: all, kept running: O(1) per rollup)."""
+        if chunks is None:
+            if self._running is None:
+                self._running = self._sum(self.chunks)
+            return BaselineLearner(self.kind, *self._running)
+        return BaselineLearner(self.kind, *self._sum(chunks))
+
+    @staticmethod
+    def _sum(chunks: Sequence[list[float]]) -> tuple[int, float, float]:
+        return (
+            int(sum(c[1] for c in chunks)),
+            sum(c[2] for c in chunks),
+            sum(c[3] for c in chunks),
+        )
+
+    def add(self, r: Rollup) -> None:
+        value = float(r.successes) if self.kind == "rate" else r.sum
+        n0, v0, q0 = self.totals().n, self.totals().total, self.totals().total_sq
+        self._running = (n0 + r.count, v0 + value, q0 + r.sumsq)
+        hour = r.bucket - r.bucket % _CHUNK
+        if self.chunks and self.chunks[-1][0] == hour:
+            last = self.chunks[-1]
+            last[1] += r.count
+            last[2] += value
+            last[3] += r.sumsq
+        else:
+            self.chunks.append([hour, r.count, value, r.sumsq])
+        if self.kind == "mean":
+            if self.seen % self.stride == 0:
+                self.samples.append([r.count, r.sum / r.count])
+                if len(self.samples) >= 2 * MAX_SAMPLES:
+                    self.samples = self.samples[::2]
+                    self.stride *= 2
+            self.seen += 1
+
+    def split(self, bad: Direction, prior_sd: float) -> int | None:
+        """Index of the first chunk after a change inside the learning period, if the best
+        split between chunks is a change beyond ``SPLIT_Z`` (``prior_sd``: day-level sd that
+        two segments may differ by without a change, on the value's scale)."""
+        z, at = self.best_split(prior_sd)
+        return at if at is not None and abs(z) >= SPLIT_Z else None
+
+    def best_split(self, prior_sd: float) -> tuple[float, int | None]:
+        """``(z, index)`` of the best split between chunks (``(0, None)`` when none)."""
+        if len(self.chunks) < 2:
+            return 0.0, None
+        total = self.totals()
+        n_all = total.n
+        if n_all < 2:
+            return 0.0, None
+        mean_all = total.total / n_all
+        if self.kind == "rate":
+            var1 = mean_all * (1.0 - mean_all)
+        else:
+            var1 = max((total.total_sq - n_all * mean_all * mean_all) / (n_all - 1), 0.0)
+        best: tuple[float, int] | None = None
+        n_a, v_a = 0.0, 0.0
+        for i, c in enumerate(self.chunks[:-1]):
+            n_a += c[1]
+            v_a += c[2]
+            n_b, v_b = n_all - n_a, total.total - v_a
+            if min(n_a, n_b) < 0.2 * n_all:
+                continue
+            var = var1 * (1.0 / n_a + 1.0 / n_b) + 2.0 * prior_sd**2
+            if var <= 0:
+                continue
+            z = (v_b / n_b - v_a / n_a) / math.sqrt(var)
+            if best is None or abs(z) > abs(best[0]):
+                best = (z, i + 1)
+        return (0.0, None) if best is None else best
+
+    def thinned(self) -> list[list[float]]:
+        """At most ``MAX_SAMPLES`` samples, evenly over the learning period."""
+        step = max(1, math.ceil(len(self.samples) / MAX_SAMPLES))
+        return self.samples[::step][:MAX_SAMPLES]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "chunks": self.chunks,
+            "samples": self.samples,
+            "stride": self.stride,
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Learning:
+        return cls(
+            data["kind"],
+            [list(c) for c in data["chunks"]],
+            [list(x) for x in data.get("samples", [])],
+            int(data.get("stride", 1)),
+            int(data.get("seen", 0)),
+        )
+
+
 def learn_from_rollups(rollups: Iterable[Rollup], kind: Kind, source: str = "window") -> Baseline:
     """Baseline from a named window of rollups (e.g. the week before a release)."""
     learner = BaselineLearner(kind)
     for r in rollups:
         learner.add_rollup(r)
     return learner.baseline(source)
-
-
-def guarded_level(b: Baseline, direction: Direction, guard_se: float) -> float:
-    """The level the chart is designed around: a learned value moved ``guard_se`` standard
-    errors towards the alarm side; declared values are taken as they are."""
-    if b.samples is None or guard_se == 0 or direction == "both":
-        return b.value
-    if b.kind == "rate":
-        # (k + 0.5) / (n + 1) keeps a learned 0 % rate watchable (p0 must be > 0).
-        p = (b.value * b.samples + 0.5) / (b.samples + 1)
-        se = math.sqrt(p * (1 - p) / b.samples)
-    else:
-        p, se = b.value, (b.sd or 0.0) / math.sqrt(b.samples)
-    level = p + guard_se * se if direction == "up" else p - guard_se * se
-    return min(max(level, 1e-6), 1 - 1e-6) if b.kind == "rate" else level
-
-
-def rate_design(p0: float, direction: Direction, rel_shift: float, abs_floor: float) -> float:
-    """``p1`` for a one-sided rate chart: ``p0 x (1 +- rel_shift)``, at least ``abs_floor``
-    from ``p0``, kept inside (0, 1)."""
-    if direction == "up":
-        p1 = max(p0 * (1 + rel_shift), p0 + abs_floor)
-        return min(p1, 1 - (1 - p0) / 4)  # never design for certainty
-    p1 = min(p0 * (1 - min(rel_shift, 0.9)), p0 - abs_floor)
-    return max(p1, p0 / 4)
 
 
 def relearn(state: dict[str, Any]) -> dict[str, Any]:

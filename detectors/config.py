@@ -2,24 +2,28 @@
 
 Defaults and where they come from:
 
-* ``arl0 = 10_000`` observations between false alarms per chart (DESIGN.md
-  ``DRIFTWARDEN_ARL0``); two-sided charts give each side ``2 x arl0``.
-* Learning: the first ``learn_rate_obs = 500`` observations of a rate (standard error of a
-  0.20 rate: 0.018) and ``learn_mean_obs = 100`` of a mean (0.1 sd) form the baseline.
-  A rare rate keeps learning until it has seen ``learn_rate_events = 10`` events (or its
-  upper confidence bound is within half of ``rate_abs_floor``), at most
-  ``learn_rate_max_obs = 20_000`` observations: a 1 % error rate learned from 500 runs is
-  5 +- 2.2 errors, and a baseline guessed 50 % low trips the chart on noise.
-* Design shift: rates ``p1 = p0 x (1 + rate_rel_shift)`` but at least ``rate_abs_floor``
-  away from ``p0`` (so a 0.2 % error rate is not watched for a 0.3 % rise); means move by
-  ``mean_shift_sd = 0.7`` sd (groundedness 0.85 -> 0.78 with sd 0.10 in detection-limits.md).
-* ``guard_se = 1``: a LEARNED baseline is moved one standard error towards the alarm side,
-  because an under-estimated ``p0`` (or an over-estimated ``mu0`` for a falling chart)
-  inflates false alarms far more than the guard slows detection.
+* ``false_alarms_per_month = 0.1``: expected false CRITICAL findings per workflow per 30
+  days across all its signals (``DRIFTWARDEN_FALSE_ALARMS_PER_WORKFLOW_MONTH``). Each chart
+  gets ``budget / (charts + 2)`` (two shares are kept for the burn-rate and adoption rules,
+  whose own evidence rules keep them far below it) and turns it into an in-control ARL in
+  observations from its own observation rate: ``30 x obs_per_day / share``, at least
+  ``arl0``. WARN has its own looser budget (``warn_false_alarms_per_month = 2``).
+* Learning: a rate learns until its standard error is within ``learn_rate_rel_se`` (20 %)
+  of the rate and it has ``learn_rate_obs`` observations (a 20 % edit rate: 300 reviews; a
+  1 % error rate: 2,475 runs, at most ``learn_rate_max_obs``); a mean learns
+  ``learn_mean_obs = 500`` observations (se 0.045 sd). The remaining uncertainty is in the
+  threshold (detectors.stats.mixture), not in a shifted baseline.
+* Day-to-day variation: estimated from complete days, shrunk towards
+  ``rate_day_sd_prior = 0.10`` (relative to the rate) and ``mean_day_sd_prior = 0.12`` sd
+  while few days exist (detectors.dispersion): safe for the overdispersed traffic of
+  bench/false_alarms.py (12 % relative day-to-day sd of rates, 0.15 sd of score means),
+  which the 0.08 / 0.06 first tried were not (17 false criticals in 2.3 workflow-months,
+  all in the first week).
 * ``clip = 2.5`` sd winsorising for heavy-tailed values (latency, cost, tokens).
-* Thresholds are calibrated for the rollup size (the lower quartile of recent rollups,
-  rounded down to 8/16/32/64; detectors.sequential.design_batch), because a chart that
-  only looks at bucket ends is far more conservative than its per-observation ARL0.
+* ``live_s = 900`` (the daemon uses ``max(900, 3 x detect_interval)``): a bucket older than
+  this (backfill, a backlog after downtime) or more than ``future_skew_s = 300`` s in the
+  future feeds the day totals, the learning and the baselines, never the live charts, so
+  it cannot raise a critical finding about the present.
 """
 
 from __future__ import annotations
@@ -54,15 +58,16 @@ class DetectionConfig:
     warn_false_alarms_per_month: float = 2.0  # the same for WARN
     budget_by_workflow: Mapping[str, float] = field(default_factory=dict)  # overrides
     arl0: float = 10_000.0  # floor on a chart's in-control ARL (observations)
-    learn_rate_obs: int = 500
-    learn_mean_obs: int = 100
-    learn_rate_events: int = 10
+    learn_rate_obs: int = 300
+    learn_rate_rel_se: float = 0.20
+    learn_mean_obs: int = 500
     learn_rate_max_obs: int = 20_000
-    rate_rel_shift: float = 0.5
-    rate_abs_floor: float = 0.01
-    mean_shift_sd: float = 0.7
-    guard_se: float = 1.0
+    rate_day_sd_prior: float = 0.10
+    mean_day_sd_prior: float = 0.12
+    rate_rel_shift: float = 0.5  # cost_per_run ratio rule
     clip: float = 2.5
+    live_s: int = 900
+    future_skew_s: int = 300
     window_s: int = 3600  # window test and reported value cover the last hour
     min_window_obs: int = 30
     fdr_q: float = 0.05  # Benjamini-Hochberg across workflows x signals in one pass
@@ -75,8 +80,10 @@ class DetectionConfig:
     declared: Mapping[tuple[str, str], DeclaredBaseline] = field(default_factory=dict)
     budgets_usd: Mapping[str, float] = field(default_factory=dict)  # workflow -> per month
     slo_by_workflow: Mapping[str, float] = field(default_factory=dict)  # overrides ``slo``
-    # workflows whose owners keep their baselines across model/prompt version changes
-    keep_baseline_on_version_change: frozenset[str] = frozenset()
+    # workflows whose charts re-learn from scratch on a model/prompt version change (the
+    # default compares the new version with the previous version's baseline while its own
+    # is learned)
+    relearn_on_version_change: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         positive = {
@@ -84,9 +91,12 @@ class DetectionConfig:
             "learn_rate_obs": self.learn_rate_obs,
             "learn_mean_obs": self.learn_mean_obs - 1,
             "rate_rel_shift": self.rate_rel_shift,
-            "mean_shift_sd": self.mean_shift_sd,
-            "clip": self.clip - self.mean_shift_sd / 2,
+            "learn_rate_rel_se": self.learn_rate_rel_se,
+            "clip": self.clip - 1.4,  # above half the largest mean design shift (2.8 sd)
             "window_s": self.window_s,
+            "live_s": self.live_s,
+            "false_alarms_per_month": self.false_alarms_per_month,
+            "warn_false_alarms_per_month": self.warn_false_alarms_per_month,
             "version_warn_s": self.version_warn_s,
         }
         for name, margin in positive.items():
@@ -96,8 +106,8 @@ class DetectionConfig:
             raise ValueError(
                 f"learn_rate_max_obs ({self.learn_rate_max_obs}) must be >= learn_rate_obs"
             )
-        names = ("rate_abs_floor", "guard_se", "min_window_obs", "min_history_days")
-        for name in (*names, "learn_rate_events"):
+        names = ("rate_day_sd_prior", "mean_day_sd_prior", "min_window_obs", "min_history_days")
+        for name in (*names, "future_skew_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be >= 0, got {v!r}")
@@ -116,6 +126,9 @@ class DetectionConfig:
                 raise ValueError(f"{where}.value is a rate and must be in (0, 1), got {b.value!r}")
             if not is_rate_signal(sig) and b.sd is None:
                 raise ValueError(f"{where}.sd is required for a value signal")
+        for wf, fa in self.budget_by_workflow.items():
+            if not (math.isfinite(fa) and fa > 0):
+                raise ValueError(f"budget_by_workflow[{wf}] must be > 0, got {fa!r}")
         for wf, budget in self.budgets_usd.items():
             if not (math.isfinite(budget) and budget > 0):
                 raise ValueError(f"budgets_usd[{wf}] must be > 0, got {budget!r}")

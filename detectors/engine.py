@@ -6,17 +6,21 @@ per ``(workflow, signal, detector)``; the engine adds ``_status``/``_since`` to 
 finding's ``since`` survives restarts.
 
 After the families ran, the window tests of all CUSUM findings in the pass go through
-Benjamini-Hochberg (workflows x signals); an OK finding whose test survives becomes WARN.
+Benjamini-Hochberg (workflows x signals) as evidence only (``window_significant``): the
+status is the charts' (see ``_apply_fdr``).
 
-Example:
+Example (30 minutes of reviews at 20 a minute: the edit rate is learned from the first 400
+and charted; the workflow's silence detector still learns its usual event rate):
     >>> from detectors.config import DetectionConfig
     >>> from detectors.types import Rollup
     >>> ups = {("wf", "edited"): [Rollup("wf", "edited", 60 * i, 20, 4) for i in range(30)]}
     >>> findings, states = run_pass(ups, {}, DetectionConfig(), now=1800.0)
     >>> [(f.signal, f.detector, f.status.value) for f in findings]
-    [('edited', 'cusum', 'ok')]
+    [('edited', 'cusum', 'ok'), ('events', 'no_data', 'unknown')]
+    >>> findings[0].evidence["baseline_source"], findings[0].evidence["baseline_samples"]
+    ('learned', 400)
     >>> sorted(states)
-    [('wf', 'edited', 'cusum')]
+    [('wf', 'edited', 'cusum'), ('wf', 'events', 'no_data')]
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
-from detectors import adoption, cost, health, quality
+from detectors import adoption, cost, health, quality, silence
 from detectors import signals as sig
 from detectors.baseline import relearn, version_change_finding
 from detectors.config import DetectionConfig
 from detectors.family import States, WorkflowInput
 from detectors.stats.window import benjamini_hochberg
+from detectors.summary import summarize
 from detectors.types import Finding, Rollup, Status
 
 RollupKey = tuple[str, str]  # (workflow, signal)
@@ -43,6 +48,7 @@ FAMILIES: Final[dict[str, Family]] = {
     "health": health.evaluate,
     "cost": cost.evaluate,
     "adoption": adoption.evaluate,
+    "silence": silence.evaluate,
 }
 VERSION_KEY: Final = ("model_version", "version_change")
 RELEARN_DETECTORS: Final = frozenset({"cusum", "ratio"})
@@ -108,6 +114,10 @@ def _versions(
 
 
 def _apply_fdr(findings: list[Finding], q: float) -> None:
+    """Benjamini-Hochberg over the window tests of the pass, as evidence only: the window
+    tests assume binomial/iid data and real signals are overdispersed, so a significant
+    hour is reported (``window_significant``) but does not raise the status (the charts'
+    WARN level has its own budget)."""
     tested = [f for f in findings if f.detector == "cusum" and f.p_value is not None]
     if not tested:
         return
@@ -115,8 +125,21 @@ def _apply_fdr(findings: list[Finding], q: float) -> None:
     for f, rej in zip(tested, rejected, strict=True):
         f.evidence["fdr_q"] = q
         f.evidence["window_significant"] = rej
-        if rej and f.status is Status.OK:
-            f.status = Status.WARN
+
+
+CUSUM_SIGNALS: Final = frozenset(
+    {*quality.SIGNALS, *(s.signal for s in health.SPECS), *(s.signal for s in cost.SPECS)}
+    | {s.signal for s in adoption.SPECS}
+)
+CUSUM_PREFIXES: Final = (sig.ACTION_ERRORS_PREFIX, sig.KPI_PREFIX)
+
+
+def count_charts(
+    rollups: Mapping[str, Sequence[Rollup]], states: Mapping[tuple[str, str], dict[str, Any]]
+) -> int:
+    """How many CUSUM chart sets a workflow has (its budget is shared among them)."""
+    names = set(rollups) | {s for s, d in states if d == "cusum"}
+    return sum(1 for s in names if s in CUSUM_SIGNALS or s.startswith(CUSUM_PREFIXES))
 
 
 def run_pass(
@@ -132,7 +155,8 @@ def run_pass(
     """Run every family on every workflow; returns all findings and all new states.
 
     ``model_versions``: versions seen per workflow in the pass window; a new one is a WARN
-    finding and makes that workflow's charts re-learn. ``active_users``: per workflow,
+    finding; the charts compare it with the previous version's baseline (they re-learn only
+    for workflows in ``config.relearn_on_version_change``). ``active_users``: per workflow,
     ``"YYYY-MM-DD" -> users``. ``baseline_rollups``: the named baseline window, if any.
     """
     by_wf: dict[str, dict[str, list[Rollup]]] = defaultdict(dict)
@@ -161,8 +185,9 @@ def run_pass(
             )
             findings.append(vf)
             wf_states[VERSION_KEY] = vstate
-            if must_relearn and wf not in config.keep_baseline_on_version_change:
-                # only charts and ratios hold a baseline; burn-rate history stays
+            if must_relearn and wf in config.relearn_on_version_change:
+                # only charts and ratios hold a baseline; burn-rate history stays (by
+                # default the charts compare the new version with the old baseline)
                 wf_states = {
                     k: relearn(v) if k[1] in RELEARN_DETECTORS else v for k, v in wf_states.items()
                 }
@@ -175,6 +200,7 @@ def run_pass(
             model_version=",".join(current) or None,
             baseline_rollups=windows.get(wf, {}),
             active_users=users.get(wf, {}),
+            charts=count_charts(by_wf.get(wf, {}), wf_states),
         )
         produced: States = {}
         for family in FAMILIES.values():
@@ -192,6 +218,9 @@ def run_pass(
         st = dict(new_states.get(key3, {}))
         if st.get("_status") != f.status.value or st.get("_since") is None:
             st["_status"], st["_since"] = f.status.value, now
-        f.since = st["_since"]
+        if f.since is None:  # a chart sets its own estimated change point
+            f.since = st["_since"]
         new_states[key3] = st
+    for f in findings:  # last: the sentence reads the final status, since and evidence
+        f.summary = summarize(f, now)
     return findings, new_states

@@ -30,6 +30,7 @@ class WorkflowInput:
     # rollups of the named baseline window, per signal (supplied by the scheduler)
     baseline_rollups: Mapping[str, Sequence[Rollup]] = field(default_factory=dict)
     active_users: Mapping[str, int] = field(default_factory=dict)  # "YYYY-MM-DD" -> users
+    charts: int = 1  # CUSUM chart sets of the workflow: they share its false-alarm budget
 
     def signals(self, names: Iterable[str] = (), prefix: str | None = None) -> list[str]:
         """Signals among ``names`` (or starting with ``prefix``) with data or saved state."""
@@ -72,6 +73,7 @@ def run_specs(inp: WorkflowInput, specs: Sequence[SignalSpec]) -> tuple[list[Fin
             inp.now,
             fixed_baseline(inp, spec),
             inp.model_version,
+            inp.charts,
         )
         findings.append(finding)
         states[key] = state

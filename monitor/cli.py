@@ -86,6 +86,10 @@ def serve(
     try:
         check_bind(settings, insecure)
         file_config = settings.load_file()
+        if demo:  # declared demo baselines, under the user's: see monitor.demo.DECLARED
+            from monitor.demo import with_demo_config
+
+            file_config = with_demo_config(file_config)
         store = Store.from_settings(settings)
         prepare_store(store, migrate)
     except (StartupError, ConfigError) as exc:
@@ -95,6 +99,7 @@ def serve(
     if demo:
         hooks.append(thread_hook("demo", lambda a: demo_feeder(a.state, 0, demo_drift_after)))
     application = create_app(settings, store, hooks=hooks)
+    application.state.file_config = file_config  # detection and policies read it at start
     import structlog
 
     structlog.get_logger("driftwarden").info(
@@ -179,7 +184,11 @@ def _register_subcommands() -> None:
     from monitor import cli_data
 
     cli_data.register(app)
-    for module, name in (("monitor.cli_switch", "register"), ("monitor.cli_check", "register")):
+    for module, name in (
+        ("monitor.cli_switch", "register"),
+        ("monitor.cli_check", "register"),
+        ("monitor.cli_backtest", "register"),
+    ):
         try:
             mod = __import__(module, fromlist=[name])
         except ModuleNotFoundError as exc:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from detectors.summary import summarize
 from detectors.types import Finding, Status
 
 out = Console()
@@ -19,11 +21,11 @@ def check(
         None, "--db", help="SQLAlchemy URL [env DRIFTWARDEN_DATABASE_URL]"
     ),
     config: str | None = typer.Option(None, help="TOML config [env DRIFTWARDEN_CONFIG]"),
-    show_ok: bool = typer.Option(False, "--all", help="also list ok and unknown findings"),
+    show_ok: bool = typer.Option(False, "--all", help="also list ok findings"),
 ) -> None:
     """Run one detection pass now and print the findings.
 
-    Exit code: 0 all ok, 1 any warn or critical, 2 error. When a daemon is already the
+    Exit code: 0 no warn or critical, 1 any warn or critical, 2 error. When a daemon is already the
     detection leader for this database, the pass is evaluated without saving, so the
     daemon's state is untouched.
     Example: [bold]driftwarden check --workflow invoice-triage[/bold]
@@ -54,40 +56,30 @@ def check(
     raise typer.Exit(1 if bad else 0)
 
 
-def _print(findings: list[Finding], show_ok: bool) -> None:
-    table = Table(title="driftwarden findings")
-    for col in (
-        "workflow",
-        "signal",
-        "detector",
-        "status",
-        "value",
-        "baseline",
-        "statistic",
-        "threshold",
-        "samples",
-    ):
-        table.add_column(col)
-    shown = [f for f in findings if show_ok or f.status in (Status.WARN, Status.CRITICAL)]
-    for f in sorted(shown, key=lambda f: (-f.status.severity, f.workflow, f.signal)):
+def _print(findings: list[Finding], show_ok: bool, console: Console | None = None) -> None:
+    """Worst first; ok rows only with ``--all``. Unknown rows are listed by default: they
+    are not healthy (learning, silent), and their summary says why.
+
+    The summary wraps inside its cell, so the table reads at 80 columns; long names fold
+    instead of being cut (rich's default overflow is an ellipsis).
+    """
+    console = console or out
+    table = Table(title="driftwarden findings", show_lines=True)
+    # workflow, signal and detector stacked in one narrow column leave the summary about
+    # 45 of 80 columns; no min_width anywhere, or rich crops the table instead of wrapping
+    table.add_column("workflow / signal", overflow="fold", max_width=24)
+    table.add_column("status", no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1)
+    shown = [f for f in findings if show_ok or f.status is not Status.OK]
+    for f in sorted(shown, key=lambda f: (-f.status.severity, f.workflow, f.signal, f.detector)):
         table.add_row(
-            f.workflow,
-            f.signal,
-            f.detector,
+            escape(f"{f.workflow}\n{f.signal}\n{f.detector}"),
             f"[{STYLE[f.status.value]}]{f.status.value}[/]",
-            _num(f.value),
-            _num(f.baseline),
-            _num(f.statistic),
-            _num(f.threshold),
-            str(f.samples),
+            escape(f.summary or summarize(f)),
         )
-    out.print(table)
+    console.print(table)
     counts = {s.value: sum(f.status is s for f in findings) for s in Status}
-    out.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
-
-
-def _num(x: float | None) -> str:
-    return "" if x is None else f"{x:.4g}"
+    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
 def register(app: typer.Typer) -> None:

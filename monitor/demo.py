@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+from monitor.settings import FileConfig, WorkflowConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +33,17 @@ class Profile:
     teams: tuple[str, ...]
 
 
+# invoice-triage drifts 0.20 -> 0.45 at 3 runs/s: about 0.11 nats per review on a chart
+# designed for 0.30, so even a threshold of 25 nats (a per-chart ARL0 in the billions) is
+# crossed ~230 reviews, about 80 s, after the drift (tests/test_demo_e2e.py). The calm
+# workflows run at 0.5/s each: 4 runs/s in all, as before (tests cut 20 minutes of demo
+# traffic into one batch, which must stay under the 10,000-event limit).
 PROFILES = (
     Profile(
         "invoice-triage",
-        2.0,
+        3.0,
         0.20,
-        0.35,
+        0.45,
         0.01,
         0.01,
         0.85,
@@ -47,7 +54,7 @@ PROFILES = (
     ),
     Profile(
         "support-replies",
-        1.0,
+        0.5,
         0.10,
         0.10,
         0.02,
@@ -60,7 +67,7 @@ PROFILES = (
     ),
     Profile(
         "crm-updates",
-        1.0,
+        0.5,
         0.05,
         0.05,
         0.01,
@@ -72,6 +79,43 @@ PROFILES = (
         ("sales",),
     ),
 )
+
+
+# The demo's own baselines, declared: a learned baseline would be learned from whatever
+# traffic comes first, and with a short --demo-drift-after that is the drift itself. Only
+# rates are declared, because the simulator draws them exactly (a review is "edited" with
+# probability edit_rate, a run errors with error_rate); its scores are clipped normals,
+# which a declared mean and sd would describe only roughly, so those are learned.
+DECLARED: Final = (("edit_rate", "edited"), ("error_rate", "errors"))  # (config key, signal)
+
+
+def demo_baselines(profile: Profile) -> dict[str, float]:
+    return {"edit_rate": profile.edit_rate, "error_rate": profile.error_rate}
+
+
+def with_demo_config(user: FileConfig, profiles: tuple[Profile, ...] = PROFILES) -> FileConfig:
+    """``user`` with the demo's declared baselines merged UNDER it: a baseline the user
+    declares for a demo workflow (by config key or by signal name) wins, and nothing else
+    of the user's config changes.
+
+    >>> cfg = with_demo_config(FileConfig(workflows={"crm-updates": WorkflowConfig(
+    ...     baseline={"edited": 0.07}, monthly_budget_usd=50)}))
+    >>> cfg.workflows["invoice-triage"].baseline
+    {'edit_rate': 0.2, 'error_rate': 0.01}
+    >>> cfg.workflows["crm-updates"].baseline, cfg.workflows["crm-updates"].monthly_budget_usd
+    ({'error_rate': 0.01, 'edited': 0.07}, 50.0)
+    """
+    workflows = dict(user.workflows)
+    for p in profiles:
+        mine = workflows.get(p.workflow, WorkflowConfig())
+        spelled = set(mine.baseline)
+        demo = {
+            key: value
+            for key, value in demo_baselines(p).items()
+            if not spelled & {key, *(sig for k, sig in DECLARED if k == key)}
+        }
+        workflows[p.workflow] = mine.model_copy(update={"baseline": {**demo, **mine.baseline}})
+    return user.model_copy(update={"workflows": workflows})
 
 
 class Simulator:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
+from detectors.summary import summarize
 from detectors.types import Finding, Rollup, Status
 from monitor.store import Store
 from monitor.store import schema as t
@@ -201,6 +202,7 @@ def _finding_row(f: Finding, now: float) -> dict[str, Any]:
         "evidence": _json(f.evidence),
         "created_at": now,
         "current": 1,
+        "summary": f.summary,
     }
 
 
@@ -214,6 +216,7 @@ _UPDATED = (
     "since",
     "samples",
     "evidence",
+    "summary",
 )
 
 
@@ -268,7 +271,13 @@ def current_findings(
         query = query.where(f_.signal == signal)
     with store.read() as conn:
         rows = conn.execute(query.order_by(f_.workflow, f_.signal, f_.detector)).mappings().all()
-    return [{**dict(r), "evidence": orjson.loads(r["evidence"])} for r in rows]
+    out = [{**dict(r), "evidence": orjson.loads(r["evidence"])} for r in rows]
+    for row in out:
+        if not row["summary"]:
+            # written before summaries existed (schema 0001): word it now, until the next
+            # pass stores one (a pass updates current rows in place)
+            row["summary"] = summarize(finding_from_row(row))
+    return out
 
 
 def finding_from_row(row: Mapping[str, Any]) -> Finding:
@@ -286,6 +295,7 @@ def finding_from_row(row: Mapping[str, Any]) -> Finding:
         row["since"],
         int(row["samples"] or 0),
         dict(row["evidence"]),
+        str(row.get("summary") or ""),
     )
 
 

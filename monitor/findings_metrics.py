@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -20,12 +20,22 @@ from monitor import detection_store as ds
 from monitor.store import Store, StoreUnavailable
 
 CACHE_S = 2.0
+# workflows seen in the findings -> false critical findings per 30 days in force for them
+# and for every configured workflow (``monitor.alarm_budget.false_alarm_budgets``)
+AlarmBudgets = Callable[[Iterable[str]], Mapping[str, float]]
 
 
 class FindingsCollector(Collector):
-    def __init__(self, store: Store, budgets: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        budgets: dict[str, float] | None = None,
+        alarm_budgets: AlarmBudgets | None = None,
+    ) -> None:
         self.store = store
         self.budgets = budgets or {}
+        # a callable, not a dict: read at scrape time, the config the app holds now
+        self.alarm_budgets = alarm_budgets
         self._lock = threading.Lock()
         self._cached: tuple[float, list[dict[str, Any]], float | None] | None = None
 
@@ -110,6 +120,17 @@ class FindingsCollector(Collector):
         for w, usd in sorted(self.budgets.items()):
             budget.add_metric([w], usd)
         yield from (value, baseline, samples, status, stat, thresh, projected, users, budget)
+        if self.alarm_budgets is not None:
+            # no _other cap, like every detection gauge here: one series per workflow is
+            # fewer than finding_status already exports for it
+            alarms = GaugeMetricFamily(
+                "driftwarden_false_alarm_budget",
+                "Expected false critical findings per 30 days in force (all signals).",
+                labels=["workflow"],
+            )
+            for w, per_month in sorted(self.alarm_budgets({r["workflow"] for r in rows}).items()):
+                alarms.add_metric([w], per_month)
+            yield alarms
         if last is not None:
             ts = GaugeMetricFamily(
                 "driftwarden_last_detection_timestamp_seconds",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, select
 
@@ -28,6 +28,11 @@ from monitor.switches import ChangeResult, Mode, SwitchService
 
 PolicyState = dict[tuple[str, str], int]  # (policy, workflow) -> consecutive passes
 POLICY_ACTOR = "driftwarden"
+# A switch reason is read in the audit log, notifications and `driftwarden switch show`:
+# the triggering finding's summary (MAX_LEN 160, detectors.summary) fits whole; a policy
+# matching every signal of a workflow could list dozens, so the list is cut.
+REASON_SUMMARY_CHARS: Final = 200
+REASON_EVIDENCE_CHARS: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +118,25 @@ def evaluate_policies(
     return PolicyPass(actions, state)
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _action(policy: PolicyConfig, workflow: str, found: list[Finding], count: int) -> Action:
     evidence = tuple(sorted(f"{f.signal}/{f.detector}={f.status.value}" for f in found))
-    first = min(found, key=lambda f: (f.signal, f.detector))
-    detail = f"value {first.value:.4g}" if first.value is not None else "no value"
-    if first.baseline is not None:
-        detail += f" vs baseline {first.baseline:.4g}"
+    # the worst matching finding explains the trip (then by name, so the choice is stable)
+    first = min(found, key=lambda f: (-f.status.severity, f.signal, f.detector))
+    if first.summary:
+        detail = _bounded(first.summary, REASON_SUMMARY_CHARS)
+    else:  # a finding built outside a detection pass carries no sentence
+        detail = f"{first.signal} " + (
+            f"value {first.value:.4g}" if first.value is not None else "no value"
+        )
+        if first.baseline is not None:
+            detail += f" vs baseline {first.baseline:.4g}"
     passes = "pass" if count == 1 else f"{count} consecutive passes"
-    reason = f"policy {policy.name}: {', '.join(evidence)} for {passes} ({first.signal} {detail})"
+    listed = _bounded(", ".join(evidence), REASON_EVIDENCE_CHARS)
+    reason = f"policy {policy.name}: {listed} for {passes} ({detail})"
     return Action(
         policy.name,
         workflow,

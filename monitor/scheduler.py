@@ -31,6 +31,7 @@ from detectors.config import DeclaredBaseline, DetectionConfig
 from detectors.engine import run_pass
 from detectors.types import Finding, Rollup
 from monitor import detection_store as ds
+from monitor.pass_logs import critical_log_listener, status_counts
 from monitor.settings import FileConfig, Settings
 from monitor.store import Store, StoreUnavailable
 from monitor.store.retention import compact_rollups
@@ -72,11 +73,13 @@ def build_config(settings: Settings, file_config: FileConfig) -> DetectionConfig
             if cfg.false_alarms_per_month is not None
         },
         arl0=settings.arl0,
+        # "the present" is the last few detection intervals, at least 15 minutes
+        live_s=int(max(900.0, 3.0 * settings.detect_interval)),
         declared=declared,
         budgets_usd=budgets,
         slo_by_workflow={wf: cfg.slo_success for wf, cfg in workflows.items()},
-        keep_baseline_on_version_change=frozenset(
-            wf for wf, cfg in workflows.items() if not cfg.relearn_on_version_change
+        relearn_on_version_change=frozenset(
+            wf for wf, cfg in workflows.items() if cfg.relearn_on_version_change
         ),
     )
 
@@ -279,7 +282,7 @@ class DetectionLoop:
             self.last = result
             log.info(
                 "detection pass",
-                findings=len(result.findings),
+                **status_counts(result.findings),
                 rollups=result.rollups_read,
                 ms=round(result.seconds * 1000, 1),
             )
@@ -314,6 +317,8 @@ def detection_hook(settings: Settings) -> Callable[[FastAPI], Any]:
     async def hook(app: FastAPI) -> AsyncIterator[None]:
         store: Store = app.state.store
         detection = Detection(store, settings, app.state.file_config)
+        # logged before the policies run, so the log reads "critical" then "switch changed"
+        detection.listeners.append(critical_log_listener(store))
         detection.listeners.append(policy_listener(app))
         loop = DetectionLoop(detection, Leadership(store))
         app.state.detection = loop

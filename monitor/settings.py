@@ -49,7 +49,10 @@ class WorkflowConfig(_Strict):
         default=None, description='learn baselines from "START/END" (RFC 3339 dates)'
     )
     relearn_on_version_change: bool = Field(
-        default=True, description="re-learn baselines when model_version/prompt_version change"
+        default=False,
+        description="drop the baselines and learn afresh when model_version/prompt_version "
+        "change (default: watch the new version against the previous version's baseline "
+        "while its own is learned, so a drop that comes with the version is caught)",
     )
     false_alarms_per_month: float | None = Field(
         default=None,

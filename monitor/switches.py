@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+import structlog
 from sqlalchemy import Connection, select, update
 
 from monitor.settings import FileConfig
@@ -54,6 +55,7 @@ __all__ = [
     "tightened",
 ]
 
+log = structlog.get_logger(__name__)
 MAX_ATTEMPTS: Final = 20  # lost CAS races retried; each retry re-reads the winner's state
 
 
@@ -369,6 +371,7 @@ class SwitchService:
             self.metrics.show(
                 a.workflow, a.mode, a.disabled_actions, known=result.before.disabled_actions
             )
+        _log_change(result)
         for listener in self.listeners:
             listener(result)
 
@@ -383,6 +386,25 @@ class SwitchService:
 
     def _default(self, workflow: str) -> SwitchState:
         return SwitchState(workflow, self.default_mode(workflow))
+
+
+def _log_change(result: ChangeResult) -> None:
+    """One INFO line per switch change, and per dry run that would have changed it: the
+    line an operator looks for first when a workflow went to review in the night."""
+    if not (result.changed or (result.dry_run and result.would_change)):
+        return
+    before, after = result.before, result.proposed
+    log.info(
+        "switch dry run: would change" if result.dry_run else "switch changed",
+        workflow=after.workflow,
+        mode=f"{before.mode} -> {after.mode}",
+        disabled_actions=list(after.disabled_actions),
+        disabled_before=list(before.disabled_actions),
+        actor=result.actor,
+        source=result.source,
+        reason=result.reason,
+        version=result.after.version,
+    )
 
 
 def _seen(conn: Connection, dedup_key: str) -> bool:

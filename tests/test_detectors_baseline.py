@@ -1,20 +1,21 @@
-"""Baselines: learning from rollups, design shifts, the learned-baseline guard, versions."""
+"""Baselines: learning from rollups, the chart set's designs, changes inside a learning
+period, versions."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from detectors.baseline import (
-    Baseline,
     BaselineLearner,
-    guarded_level,
+    Learning,
     learn_from_rollups,
-    rate_design,
     relearn,
     version_change_finding,
 )
+from detectors.charts import members
 from detectors.types import Rollup, Status
 
 
@@ -33,24 +34,32 @@ def test_learner_needs_two_observations() -> None:
         BaselineLearner("rate").baseline("learned")
 
 
-def test_rate_design_applies_relative_shift_with_absolute_floor() -> None:
-    assert rate_design(0.20, "up", 0.5, 0.01) == pytest.approx(0.30)
-    assert rate_design(0.004, "up", 0.5, 0.01) == pytest.approx(0.014)  # floor wins
-    assert rate_design(0.80, "down", 0.5, 0.01) == pytest.approx(0.40)
-    assert rate_design(0.90, "up", 0.5, 0.01) == pytest.approx(0.975)  # stays below 1
+def test_chart_set_members_cover_1_25x_to_3x_in_the_bad_direction() -> None:
+    up = [m.param for m in members("rate", "up", 0.20) if m.scale == "obs"]
+    assert up == pytest.approx([0.25, 0.30, 0.40, 0.60])
+    # a falling approval rate: the rate of the other outcome rises 1.25x .. 3x
+    down = [m.param for m in members("rate", "down", 0.80) if m.scale == "obs"]
+    assert down == pytest.approx([0.75, 0.70, 0.60, 0.40])
+    high = [m.param for m in members("rate", "up", 0.5) if m.scale == "obs"]
+    assert max(high) < 1.0 and len(high) == len(set(high))  # capped below 1, no duplicates
+    assert [m.scale for m in members("mean", "both", 1.0)].count("day") == 2
 
 
-def test_guard_moves_learned_level_toward_the_alarm_side_only() -> None:
-    learned = Baseline("rate", 0.20, None, 500, "learned")
-    se = math.sqrt(((100.5 / 501) * (1 - 100.5 / 501)) / 500)
-    assert guarded_level(learned, "up", 1.0) == pytest.approx(100.5 / 501 + se)
-    assert guarded_level(learned, "down", 1.0) == pytest.approx(100.5 / 501 - se)
-    declared = Baseline("rate", 0.20, None, None, "declared")
-    assert guarded_level(declared, "up", 1.0) == 0.20
-    zero = Baseline("rate", 0.0, None, 500, "learned")
-    assert guarded_level(zero, "up", 1.0) > 0  # a learned 0 % error rate stays watchable
-    mean = Baseline("mean", 0.85, 0.1, 100, "learned")
-    assert guarded_level(mean, "down", 1.0) == pytest.approx(0.84)
+def _learn(rates: list[float], per_hour: int = 100, seed: int = 3) -> Learning:
+    rng = np.random.default_rng(seed)
+    lr = Learning.new("rate")
+    for h, p in enumerate(rates):
+        for m in range(60):
+            n = per_hour // 60 + (1 if m < per_hour % 60 else 0)
+            lr.add(Rollup("wf", "edited", 3600 * h + 60 * m, n, int(rng.binomial(n, p))))
+    return lr
+
+
+def test_a_change_inside_the_learning_period_is_found() -> None:
+    lr = _learn([0.2] * 5 + [0.45] * 2)
+    assert lr.split("up", prior_sd=0.0) == 5 * 4  # the first 15-minute chunk at 0.45
+    # homogeneous learning data: no split (seeded; |z| stays under the 3.5 threshold)
+    assert all(_learn([0.2] * 7, seed=s).split("up", 0.0) is None for s in range(20))
 
 
 def test_relearn_keeps_only_status_bookkeeping() -> None:

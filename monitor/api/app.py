@@ -10,6 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 from monitor import __version__
+from monitor.alarm_budget import false_alarm_budgets
 from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
 from monitor.api.switches import switch_hook
 from monitor.findings_metrics import FindingsCollector
@@ -62,7 +63,13 @@ def create_app(
         for wf, cfg in app.state.file_config.workflows.items()
         if cfg.monthly_budget_usd
     }
-    metrics.registry.register(FindingsCollector(store, budgets))
+    metrics.registry.register(
+        FindingsCollector(
+            store,
+            budgets,
+            lambda seen: false_alarm_budgets(app.state.settings, app.state.file_config, seen),
+        )
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest.router)

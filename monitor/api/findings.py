@@ -9,10 +9,54 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from detectors.types import Status, worst
 from monitor import detection_store as ds
+from monitor.alarm_budget import budget_in_force, budget_report
 from monitor.api.auth import require
 
 router = APIRouter()
 STATUSES = "^(ok|warn|critical|unknown)$"
+LEARNING = "learning baseline"  # the evidence reason of a chart still learning
+
+
+def learning(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The charts still learning, with how far they are (``learned`` of ``needed``)."""
+    out = []
+    for f in found:
+        ev = f.get("evidence") or {}
+        if f["status"] == "unknown" and ev.get("reason") == LEARNING:
+            out.append(
+                {
+                    "signal": f["signal"],
+                    "detector": f["detector"],
+                    "learned": ev.get("learned"),
+                    "needed": ev.get("needed"),
+                }
+            )
+    return out
+
+
+def _progress(entry: dict[str, Any]) -> float:
+    learned, needed = entry["learned"], entry["needed"]
+    if not isinstance(learned, int | float) or not isinstance(needed, int | float) or needed <= 0:
+        return 0.0  # progress unknown: as far from done as it gets
+    return float(learned) / float(needed)
+
+
+def status_reason(status: Status, found: list[dict[str, Any]]) -> str | None:
+    """Why a workflow reads ``unknown`` (the chart furthest from a verdict, or ``no data``),
+    or the silence behind a ``no_data`` warning; None otherwise."""
+    if status is Status.UNKNOWN:
+        charts = learning(found)
+        if charts:
+            slowest = min(charts, key=_progress)
+            return f"learning ({slowest['learned']}/{slowest['needed']})"
+        reasons = [(f.get("evidence") or {}).get("reason") for f in found]
+        return next((r for r in reasons if isinstance(r, str) and r), "no data")
+    for f in found:
+        if f["detector"] == "no_data" and f["status"] == status.value:
+            silent = (f.get("evidence") or {}).get("silent_s") or 0.0
+            expected = (f.get("evidence") or {}).get("expected_events") or 0.0
+            return f"no data for {silent / 3600:.1f} h ({expected:.0f} events expected)"
+    return None
 
 
 @router.get("/v1/findings", summary="Current findings (filters: workflow, status, signal)")
@@ -32,20 +76,23 @@ async def findings(
 @router.get("/v1/workflows", summary="Workflows with their worst status and switch mode")
 async def workflows(request: Request, _caller: str = Depends(require("read"))) -> dict[str, Any]:
     store = request.app.state.store
+    settings, file_config = request.app.state.settings, request.app.state.file_config
     rows = await anyio.to_thread.run_sync(ds.current_findings, store)
     last = await anyio.to_thread.run_sync(ds.last_pass_time, store)
     by_wf: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_wf.setdefault(r["workflow"], []).append(r)
-    for name in request.app.state.file_config.workflows:
+    for name in file_config.workflows:
         by_wf.setdefault(name, [])
     out = []
     for name in sorted(by_wf):
         found = by_wf[name]
+        status = worst([Status(f["status"]) for f in found])
         out.append(
             {
                 "workflow": name,
-                "status": worst([Status(f["status"]) for f in found]).value,
+                "status": status.value,
+                "status_reason": status_reason(status, found),
                 "signals": sorted({f["signal"] for f in found}),
                 "critical": [
                     f"{f['signal']}/{f['detector']}" for f in found if f["status"] == "critical"
@@ -55,6 +102,8 @@ async def workflows(request: Request, _caller: str = Depends(require("read"))) -
                 "unknown": [
                     f"{f['signal']}/{f['detector']}" for f in found if f["status"] == "unknown"
                 ],
+                "learning": learning(found),
+                "budget": budget_report(budget_in_force(settings, file_config, name), found),
             }
         )
     return {"workflows": out, "last_detection": last}

@@ -127,6 +127,8 @@ findings = Table(
     Column("evidence", Text, nullable=False, default="{}"),
     Column("created_at", Float, nullable=False),
     Column("current", Integer, nullable=False, default=1),  # 1 = latest for its key
+    # one sentence for people (detectors.summary); rows from before 0002 hold ""
+    Column("summary", Text, nullable=False, default="", server_default=""),
 )
 Index("ix_findings_key", findings.c.workflow, findings.c.signal, findings.c.detector)
 Index("ix_findings_current", findings.c.current, findings.c.status)
