@@ -74,7 +74,6 @@ class DetectionConfig:
     slo: float = 0.99  # success objective for error and timeout burn rates
     spend_z_warn: float = 3.5  # robust z of an hour's spend vs the same hour-of-week
     adoption_z_warn: float = 3.0  # robust z of a day's runs/users (a drop)
-    min_history_days: int = 7
     version_warn_s: int = 86_400  # how long a model_version change stays WARN
     # declared baselines: (workflow or "*", signal) -> value
     declared: Mapping[tuple[str, str], DeclaredBaseline] = field(default_factory=dict)
@@ -106,7 +105,7 @@ class DetectionConfig:
             raise ValueError(
                 f"learn_rate_max_obs ({self.learn_rate_max_obs}) must be >= learn_rate_obs"
             )
-        names = ("rate_day_sd_prior", "mean_day_sd_prior", "min_window_obs", "min_history_days")
+        names = ("rate_day_sd_prior", "mean_day_sd_prior", "min_window_obs")
         for name in (*names, "future_skew_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):

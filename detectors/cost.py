@@ -80,8 +80,14 @@ def _cost_per_run(inp: WorkflowInput) -> tuple[Finding, dict[str, Any]]:
         samples=runs,
         evidence={"detector": "ratio_threshold", "rel_shift": cfg.rate_rel_shift},
     )
-    if learned is None or not runs:
-        f.evidence["reason"] = "learning baseline" if learned is None else "no runs in window"
+    if learned is None or runs < max(cfg.min_window_obs, 1):
+        # a few night-time runs are no evidence of a cost change (measured: 44 WARN a
+        # workflow-month on seasonal traffic without this floor)
+        f.evidence["reason"] = (
+            "learning baseline"
+            if learned is None
+            else f"{runs} runs in the window, need {cfg.min_window_obs}"
+        )
         return f, state
     f.baseline = learned[1] / learned[0]
     f.threshold = f.baseline * (1 + cfg.rate_rel_shift)

@@ -9,16 +9,16 @@ After the families ran, the window tests of all CUSUM findings in the pass go th
 Benjamini-Hochberg (workflows x signals) as evidence only (``window_significant``): the
 status is the charts' (see ``_apply_fdr``).
 
-Example (30 minutes of reviews at 20 a minute: the edit rate is learned from the first 400
-and charted; the workflow's silence detector still learns its usual event rate):
+Example (30 minutes of reviews at 20 a minute: the edit rate is learned from the first few
+hundred and charted; the workflow's silence detector still learns its usual event rate):
     >>> from detectors.config import DetectionConfig
     >>> from detectors.types import Rollup
     >>> ups = {("wf", "edited"): [Rollup("wf", "edited", 60 * i, 20, 4) for i in range(30)]}
     >>> findings, states = run_pass(ups, {}, DetectionConfig(), now=1800.0)
     >>> [(f.signal, f.detector, f.status.value) for f in findings]
     [('edited', 'cusum', 'ok'), ('events', 'no_data', 'unknown')]
-    >>> findings[0].evidence["baseline_source"], findings[0].evidence["baseline_samples"]
-    ('learned', 400)
+    >>> findings[0].evidence["baseline_source"], findings[0].baseline
+    ('learned', 0.2)
     >>> sorted(states)
     [('wf', 'edited', 'cusum'), ('wf', 'events', 'no_data')]
 """

@@ -380,9 +380,13 @@ def _burn_rate(f: Finding, ev: Mapping[str, Any], now: float | None) -> str:
             return _fit([f"{name}: {_shorten(reason, 100)}"])
         return _fit([f"{name}: no {unit[1]} in the last 3 days to judge {slo_text}"])
     rate = f" {_num(burn * (1 - slo))}" if slo is not None and 0 < slo < 1 else ""
-    head = f"{name}{rate} over the last hour burns {slo_text}'s error budget {_times(burn)}"
+    # the verdict rests on one rule's long window (burn_rate.evaluate_burn_rates' "rule")
+    rule = _str(ev, "rule")
+    span = rule.split("_")[-1] if rule else "1h"
+    span_text = {"1h": "hour", "6h": "6 hours", "1d": "day", "3d": "3 days"}.get(span, span)
+    head = f"{name}{rate} over the last {span_text} burns {slo_text}'s error budget {_times(burn)}"
     fired = _strs(ev, "fired")
-    optional = [f"{_count(max(f.samples, 0), unit)} in 3 days"]
+    optional = [f"{_count(max(f.samples, 0), unit)} in that window"]
     if reason:
         optional.insert(0, _shorten(reason, 100))
     if fired and f.status in (Status.CRITICAL, Status.WARN):

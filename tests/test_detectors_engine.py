@@ -83,12 +83,15 @@ def test_too_little_data_is_unknown_never_ok() -> None:
     edited, grounded = one(findings, "edited"), one(findings, "groundedness")
     assert edited.status is Status.UNKNOWN
     assert edited.evidence["learned"] == 200
-    # a rate learns until its standard error is within 10 % of itself: (1 - p) / (p 0.1^2)
+    # a rate learns until its standard error is within ``learn_rate_rel_se`` of itself:
+    # (1 - p) / (p rel_se^2) observations, at least ``learn_rate_obs``
+    cfg = DetectionConfig()
     p = sum(r.successes for r in ups if r.signal == "edited") / 200
-    assert edited.evidence["needed"] == int((1 - p) / (p * 0.1**2)) > 200
+    want = max(int((1 - p) / (p * cfg.learn_rate_rel_se**2)), cfg.learn_rate_obs)
+    assert edited.evidence["needed"] == want > 200
     assert grounded.status is Status.UNKNOWN
     assert grounded.evidence["learned"] == 60
-    assert grounded.evidence["needed"] == DetectionConfig().learn_mean_obs
+    assert grounded.evidence["needed"] == cfg.learn_mean_obs
 
 
 def test_a_feed_that_stops_becomes_unknown() -> None:
@@ -222,18 +225,19 @@ def test_every_family_state_is_json_safe() -> None:
 
 
 def test_rollup_pieces_of_one_bucket_count_as_separate_batches() -> None:
-    # a 20 % rate learns 400 observations; a bucket written in two pieces may finish the
-    # learning with its first piece: the second piece is then charted, not learned
-    whole = [Rollup("wf", "edited", 0, 600, 120)]
-    pieces = [Rollup("wf", "edited", 0, 400, 80), Rollup("wf", "edited", 0, 200, 40)]
-    small = [Rollup("wf", "edited", 0, 300, 60), Rollup("wf", "edited", 0, 300, 60)]
-    _, s_whole = run_pass(_group(whole), {}, DetectionConfig(), now=60.0)
-    _, s_pieces = run_pass(_group(pieces), {}, DetectionConfig(), now=60.0)
-    _, s_small = run_pass(_group(small), {}, DetectionConfig(), now=60.0)
-    assert s_whole[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
-    assert s_pieces[("wf", "edited", "cusum")]["baseline"]["samples"] == 400
-    # 300 were still learning; the second piece completed it (600 total)
-    assert s_small[("wf", "edited", "cusum")]["baseline"]["samples"] == 600
+    # a bucket written in two pieces may finish the learning with its first piece: the
+    # second piece is then charted, not learned
+    cfg = DetectionConfig()
+    need = max(int(0.8 / (0.2 * cfg.learn_rate_rel_se**2)), cfg.learn_rate_obs)  # a 20 % rate
+
+    def learned(pieces: list[int]) -> int:
+        ups = [Rollup("wf", "edited", 0, n, n // 5) for n in pieces]
+        _, states = run_pass(_group(ups), {}, cfg, now=60.0)
+        return int(states[("wf", "edited", "cusum")]["baseline"]["samples"])
+
+    assert learned([need + 200]) == need + 200  # one batch: all of it
+    assert learned([need + 100, 100]) == need + 100  # the first piece finished learning
+    assert learned([need - 100, 300]) == need + 200  # the second piece finished it
 
 
 def _errors(start: int, stop: int, per: int = PER) -> list[Rollup]:
@@ -241,21 +245,24 @@ def _errors(start: int, stop: int, per: int = PER) -> list[Rollup]:
     return [Rollup("wf", "errors", 60 * i, per, 1 if i % 8 == 0 else 0) for i in range(start, stop)]
 
 
-def test_a_rare_rate_learns_until_its_standard_error_is_within_10_percent() -> None:
+def test_a_rare_rate_learns_until_its_standard_error_is_small() -> None:
     # 4 errors in 500 runs would make a 0.8 % baseline (the old "10 events" rule stopped
-    # at 1,460 runs, biased by where the 10th event fell); a 1-in-160 rate needs ~16,000
-    findings, states = run_pass(_group(_errors(0, 25)), {}, DetectionConfig(), now=1560.0)
+    # at 1,460 runs, biased by where the 10th event fell); a 1-in-160 rate learns until its
+    # standard error is within ``learn_rate_rel_se`` of itself
+    cfg = DetectionConfig()
+    findings, states = run_pass(_group(_errors(0, 25)), {}, cfg, now=1560.0)
     f = one(findings, "errors")
     assert f.status is Status.UNKNOWN and f.baseline is None
-    assert f.evidence["learned"] == 500 and f.evidence["needed"] > 10_000
-    more = _errors(25, 1000, per=20)
-    findings, states = run_pass(_group(more), states, DetectionConfig(), now=60_060.0)
+    assert f.evidence["learned"] == 500 and f.evidence["needed"] > 5 * 500
+    more = _errors(25, 2000)
+    findings, states = run_pass(_group(more), states, cfg, now=120_060.0)
     f = one(findings, "errors")
     b = states[("wf", "errors", "cusum")]["baseline"]
     p, n = b["value"], b["samples"]
     assert f.baseline == p
-    assert math.sqrt(p * (1 - p) / n) <= 0.1 * p  # the rule: standard error within 10 %
-    assert math.sqrt(p * (1 - p) / (n - 8 * 20)) > 0.1 * p  # and it stopped as soon as it was
+    rel_se = math.sqrt(p * (1 - p) / n) / p
+    assert rel_se <= cfg.learn_rate_rel_se  # the rule
+    assert rel_se > 0.95 * cfg.learn_rate_rel_se  # and it stopped as soon as it was met
     assert p == pytest.approx(1 / 160, rel=0.05)  # unbiased: the true rate
 
 

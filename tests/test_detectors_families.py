@@ -234,18 +234,19 @@ def test_each_action_gets_its_own_error_chart() -> None:
 
 
 def test_one_slow_latency_bucket_does_not_alarm_but_a_sustained_shift_does() -> None:
-    # 10 calls a minute at 800 +- 200 ms (learned in 50 minutes); at 200 minutes one bucket
-    # holds a single 60 s call (296 sd: the winsorising keeps it from alarming alone)
+    # 10 calls a minute at 800 +- 200 ms (learned in 50 minutes); the last bucket before the
+    # pass at 210 minutes holds a single 60 s call (296 sd: the winsorising keeps it from
+    # alarming alone; unclipped, it opens an episode the pass would report)
     cfg = DetectionConfig()
-    base = values("latency_ms", 0, 200, 800.0, 200.0, 3)
-    spike = [Rollup("wf", "latency_ms", 200 * 60, 1, 0, 60_000.0, 60_000.0**2)]
-    calm = values("latency_ms", 201, 480, 800.0, 200.0, 4)
+    base = values("latency_ms", 0, 209, 800.0, 200.0, 3)
+    spike = [Rollup("wf", "latency_ms", 209 * 60, 1, 0, 60_000.0, 60_000.0**2)]
+    calm = values("latency_ms", 210, 480, 800.0, 200.0, 4)
     passes = stream(health.evaluate, base + spike + calm, cfg)
     assert {one(fs, "latency_ms").status for _, fs in passes[6:]} == {Status.OK}
-    slow = values("latency_ms", 200, 480, 1600.0, 200.0, 4)  # twice as slow from 200 minutes
+    slow = values("latency_ms", 209, 480, 1600.0, 200.0, 4)  # twice as slow from 209 minutes
     passes = stream(health.evaluate, base + slow, cfg)
     t = first_critical(passes, "latency_ms")
-    assert t is not None and 200 * 60 < t <= 200 * 60 + 1800
+    assert t is not None and 209 * 60 < t <= 209 * 60 + 1800
     assert one(passes[-1][1], "latency_ms").status is Status.CRITICAL
 
 

@@ -151,12 +151,18 @@ def test_burn_rate_says_the_error_rate_the_burn_and_the_rules_that_fired() -> No
         "crm", "errors", "burn_rate", Status.CRITICAL, value=20.0, statistic=21.3,
         threshold=14.4, samples=4321,
         evidence={"slo": 0.99, "burn_rates": {"1h": 20.0, "5m": 21.3},
-                  "fired": ["page_1h", "page_6h"]},
+                  "fired": ["page_1h", "page_6h"], "rule": "page_1h"},
     )  # fmt: skip
     assert summarize(f, NOW) == (
         "error rate 0.20 over the last hour burns the 99% SLO's error budget 20.0x; "
-        "fired: page_1h, page_6h; 4,321 runs in 3 days"
+        "fired: page_1h, page_6h; 4,321 runs in that window"
     )
+    # the verdict names the window of the rule it rests on
+    ticket = Finding(
+        "crm", "errors", "burn_rate", Status.WARN, value=3.5, threshold=3.0, samples=900,
+        evidence={"slo": 0.99, "fired": ["ticket_1d"], "rule": "ticket_1d"},
+    )  # fmt: skip
+    assert summarize(ticket, NOW).startswith("error rate 0.035 over the last day burns")
     quiet = Finding("crm", "timeouts", "burn_rate", Status.UNKNOWN, evidence={"slo": 0.995})
     assert (
         summarize(quiet, NOW) == "timeout rate: no runs in the last 3 days to judge the 99.5% SLO"

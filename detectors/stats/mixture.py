@@ -343,6 +343,10 @@ def calibrate_mean(
         # the sample gives the SHAPE of the in-control law; its level (the learning day's
         # own offset) is the spread's business, so it is centred (weighted by n)
         zs = zs - float((ns * zs).sum() / ns.sum())
+        if clip is not None:
+            # one more observation at the worst place (the clip, bad side): a sample of a
+            # few hundred buckets under-states a rare heavy tail (timeouts in a latency)
+            ns, zs = np.append(ns, 1.0), np.append(zs, clip)
         per_update = float(ns.mean())
 
         def make(offset: float) -> Callable[[np.ndarray], np.ndarray]:
