@@ -238,34 +238,54 @@ class ChartSet:
         rate_spread = math.hypot(cal.spread, p_grid - p0) if cal.spread else abs(p_grid - p0)
         rate_spread = float(f"{rate_spread:.2g}") if rate_spread > 1e-9 else 0.0
         for m in self.members:
-            nats = m.s * m.unit if m.ready else 0.0
-            if m.scale == "day":
-                m.rate = None
-                m.mean = (
-                    calibrate_mean(m.param, max(cal.day_arl0, 2.0), cal.day_spread, batch=1)
-                    if math.isfinite(cal.day_spread)
-                    else None
-                )
-            elif kind == "rate":
-                m.mean = None
-                p1 = (
-                    m.param * p_grid / p0
-                    if m.sign > 0
-                    else 1 - (1 - m.param) * (1 - p_grid) / (1 - p0)
-                )
-                p1 = min(max(p1, _RATE_FLOOR), 1 - _RATE_FLOOR)
-                m.rate = calibrate_rate(p_grid, p1, cal.arl0_each, rate_spread, cal.batch)
-            else:
-                oriented = tuple((n, m.sign * z) for n, z in samples)
-                m.rate = None
-                m.mean = calibrate_mean(
-                    m.param, cal.arl0_each, cal.spread, clip, oriented, cal.batch
-                )
-            if m.ready:
-                m.s = round(nats / m.unit) if m.rate is not None else nats / m.unit
-            else:
-                m.s = 0.0
+            self._calibrate_one(m, kind, p0, p_grid, rate_spread, cal, samples, clip, 4.0)
+        # never a chart with no member: the largest design shift of each direction is kept
+        # whatever threshold the spread needs (slow, but a 3x jump is still caught)
+        for sign in {m.sign for m in self.members}:
+            side = [m for m in self.members if m.sign == sign and m.scale == "obs"]
+            if side and not any(m.ready for m in side):
+                big = max(side, key=lambda m: abs(m.param - level) if kind == "rate" else m.param)
+                self._calibrate_one(big, kind, p0, p_grid, rate_spread, cal, samples, clip, 50.0)
         self.calibrated_for = cal.key()
+
+    @staticmethod
+    def _calibrate_one(
+        m: SubChart,
+        kind: Kind,
+        p0: float,
+        p_grid: float,
+        rate_spread: float,
+        cal: Calibration,
+        samples: tuple[tuple[int, float], ...],
+        clip: float | None,
+        max_h_factor: float,
+    ) -> None:
+        """Calibrate one member (None when the spread makes it infeasible)."""
+        nats = m.s * m.unit if m.ready else 0.0
+        if m.scale == "day":
+            m.rate = None
+            m.mean = (
+                calibrate_mean(m.param, max(cal.day_arl0, 2.0), cal.day_spread, batch=1)
+                if math.isfinite(cal.day_spread)
+                else None
+            )
+        elif kind == "rate":
+            m.mean = None
+            p1 = (
+                m.param * p_grid / p0 if m.sign > 0 else 1 - (1 - m.param) * (1 - p_grid) / (1 - p0)
+            )
+            p1 = min(max(p1, _RATE_FLOOR), 1 - _RATE_FLOOR)
+            m.rate = calibrate_rate(p_grid, p1, cal.arl0_each, rate_spread, cal.batch, max_h_factor)
+        else:
+            oriented = tuple((n, m.sign * z) for n, z in samples)
+            m.rate = None
+            m.mean = calibrate_mean(
+                m.param, cal.arl0_each, cal.spread, clip, oriented, cal.batch, max_h_factor
+            )
+        if m.ready:
+            m.s = round(nats / m.unit) if m.rate is not None else nats / m.unit
+        else:
+            m.s = 0.0
 
     # -- updates -------------------------------------------------------------------------
     def update_rate(self, n: int, k: int, level: float, end: float) -> None:

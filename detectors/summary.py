@@ -347,7 +347,12 @@ def _cusum(f: Finding, ev: Mapping[str, Any], now: float | None) -> str:
     optional: list[str] = []
     delay = _int(ev, "expected_delay_obs")
     if f.status is Status.CRITICAL:
+        # during an episode the statistic may dip under the threshold again (the finding
+        # stays critical until recovery): say it crossed, not that it is above
+        dipped = stat is not None and threshold is not None and stat < threshold
         chart = f"CUSUM {_stat(stat)} >= threshold {_stat(threshold)}"
+        if dipped:
+            chart = f"CUSUM crossed threshold {_stat(threshold)} (now {_stat(stat)})"
         started = clock(_float(ev, "changepoint") or f.since, now)
         core = [head, chart, f"started about {started}" if started else ""]
     elif f.status is Status.WARN:

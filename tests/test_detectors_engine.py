@@ -118,20 +118,18 @@ def test_flat_in_control_stream_of_100k_observations_raises_no_critical() -> Non
     last = [f for f in passes[-1][1] if f.detector == "cusum"]
     assert {f.signal for f in last} == {"edited", "groundedness"}
     assert all(f.status is Status.OK for f in last)
+    assert all(f.evidence["feasible"] > 0 for f in last)  # a working chart says so
 
 
 def test_edit_rate_jump_goes_critical_and_keeps_its_change_point() -> None:
-    # 6 h at 0.20 (learned in the first ~20 minutes), then 0.60 for 4 h. A baseline learned
-    # from ~400 reviews is uncertain (+-10 %) and the day-to-day variation still unknown: the
-    # chart set is conservative for its first days (only its 3x design is feasible; seeded
-    # runs at 0.45 went critical in 10-20 minutes, or not at all when the estimate came out
-    # high), so the jump here is 3x.
+    # declared at 0.20, 6 h at 0.20, then 0.45 for 4 h (20 reviews a minute)
+    cfg = DetectionConfig(declared={("*", "edited"): DeclaredBaseline(0.20)})
     rng = np.random.default_rng(3)
     change = 360 * 60.0
-    ups = rate_rollups(rng, 0, 360, 0.2) + rate_rollups(rng, 360, 600, 0.6)
-    passes, _ = run_stream(ups, DetectionConfig())
+    ups = rate_rollups(rng, 0, 360, 0.2) + rate_rollups(rng, 360, 600, 0.45)
+    passes, _ = run_stream(ups, cfg)
     edited = [(t, one(fs, "edited")) for t, fs in passes]
-    assert all(f.status is not Status.CRITICAL for t, f in edited if t <= change)
+    assert all(f.status is Status.OK for t, f in edited if t <= change)
     first = next(i for i, (_, f) in enumerate(edited) if f.status is Status.CRITICAL)
     t_first, f_first = edited[first]
     assert change < t_first <= change + 3600  # within the hour at 20 reviews a minute
@@ -146,11 +144,27 @@ def test_edit_rate_jump_goes_critical_and_keeps_its_change_point() -> None:
     assert change - 1800 <= f_first.since < f_first.evidence["episode_start"] <= t_first
     f = episode[-1]
     assert f.evidence["detector"] == "cusum_set"
-    assert f.evidence["baseline_source"] == "learned"
-    assert f.baseline == pytest.approx(0.2, abs=0.03)
-    assert f.evidence["budget"]["arl0"] >= DetectionConfig().arl0
+    assert f.evidence["budget"]["arl0"] >= cfg.arl0
     assert f.statistic is not None and f.threshold is not None and f.threshold > 0
-    assert f.value == pytest.approx(0.6, abs=0.05)
+    assert f.value == pytest.approx(0.45, abs=0.05)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: after learning a 0.20 edit rate from ~300 reviews (20 a minute), in "
+    "about half the seeds no member of the chart set is feasible (evidence feasible=0: "
+    "each needs > MAX_H_FACTOR x its known-p0 threshold for the spread), the finding reads "
+    "ok and a jump to 0.60 is never critical; seeds 2 and 3 of these",
+)
+def test_a_learned_baseline_is_charted_and_catches_a_3x_jump() -> None:
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        ups = rate_rollups(rng, 0, 240, 0.2) + rate_rollups(rng, 240, 300, 0.6)
+        passes, _ = run_stream(ups, DetectionConfig())
+        f = one(passes[-1][1], "edited")
+        assert f.evidence["baseline_source"] == "learned"
+        assert f.evidence["feasible"] > 0, seed  # an "ok" must come from a working chart
+        assert f.status is Status.CRITICAL, seed
 
 
 def test_saved_state_survives_json_and_gives_identical_findings() -> None:
@@ -192,6 +206,39 @@ def test_a_mean_signal_with_64_observations_a_bucket_is_charted() -> None:
     ups = value_rollups(np.random.default_rng(0), 0, 10, 0.85, 0.1, "groundedness", per=64)
     findings, _ = run_pass(_group(ups), {}, DetectionConfig(), now=600.0)
     assert one(findings, "groundedness").status is Status.OK
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: a groundedness baseline learned from 500 scores (20 a minute) gets no "
+    "feasible member (evidence feasible=0) under the day-to-day prior, reads ok, and a 2.5 sd "
+    "drop (0.85 -> 0.60) is never critical on its first day",
+)
+def test_a_learned_score_is_charted_and_catches_a_large_drop() -> None:
+    rng = np.random.default_rng(1)
+    ups = value_rollups(rng, 0, 240, 0.85, 0.1, "groundedness")
+    ups += value_rollups(rng, 240, 300, 0.6, 0.1, "groundedness")
+    passes, _ = run_stream(ups, DetectionConfig())
+    f = one(passes[-1][1], "groundedness")
+    assert f.evidence["feasible"] > 0
+    assert f.status is Status.CRITICAL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="core bug: a declared value chart keeps adding live buckets to its calibration "
+    "sample during a drift (sequential.run_chart, up to MAX_SAMPLES); the drifted sample "
+    "makes calibrate_mean return None at spread 0 and its spread > 0 path asserts "
+    "'exact is not None' (AssertionError out of run_pass)",
+)
+def test_a_drift_while_a_declared_score_collects_its_sample_is_caught() -> None:
+    cfg = DetectionConfig(declared={("*", "groundedness"): DeclaredBaseline(0.85, sd=0.1)})
+    rng = np.random.default_rng(1)
+    ups = value_rollups(rng, 0, 60, 0.85, 0.1, "groundedness")
+    ups += value_rollups(rng, 60, 500, 0.6, 0.1, "groundedness")
+    passes, _ = run_stream(ups, cfg)
+    assert one(passes[-1][1], "groundedness").status is Status.CRITICAL
 
 
 def test_every_family_state_is_json_safe() -> None:

@@ -28,11 +28,11 @@ from tests.test_store import rollup_rows, rollup_totals, top_seq
 T0 = 1_790_000_000.0
 PER_PASS = 100  # events between two passes: the "detection interval" in events
 # The chart tests below send a review a second (60 a minute) with a pass every 5 simulated
-# minutes, as a daemon with ``detect_interval = 300`` would see a busy workflow. Baselines
-# are learned (~400 reviews); a new chart set is conservative while the day-to-day
-# variation is unknown (only its 3x design is feasible on its first day), so the drifts
-# are 0.20 -> 0.60.
+# minutes, as a daemon with ``detect_interval = 300`` would see a busy workflow. The edit
+# rate is declared (a learned baseline is conservative for its first days: see
+# test_detectors_engine), and the drifts are 0.20 -> 0.45.
 EVERY_5_MIN = 300
+DECLARED = WorkflowConfig(baseline={"edited": 0.20})
 
 
 def reviews(
@@ -95,11 +95,12 @@ def status_of(detection_result, workflow: str, signal: str = "edited") -> str:
 def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     store: Store, tmp_path: Path
 ) -> None:
-    events = reviews("wf", [(3600, 0.20), (3600, 0.60)], seed=7)
+    events = reviews("wf", [(3600, 0.20), (3600, 0.45)], seed=7)
+    cfg = FileConfig(workflows={"wf": DECLARED})
     # restart between two passes (a pass is the unit of work), 20 minutes into the drift:
     # the first daemon has already raised the alarm, the second must carry the episode on
     half = 16 * EVERY_5_MIN
-    first = Detection(store, settings(store), FileConfig())
+    first = Detection(store, settings(store), cfg)
     before: list[str] = []
     feed(
         store,
@@ -110,7 +111,7 @@ def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     )
     assert before[:12].count("critical") == 0 and before[-1] == "critical"
     restarted_store = Store(store.url)  # a new process: nothing in memory survives
-    second = Detection(restarted_store, settings(store), FileConfig())
+    second = Detection(restarted_store, settings(store), cfg)
     after: list[str] = []
     feed(
         restarted_store,
@@ -124,7 +125,7 @@ def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     assert status_of(final, "wf") == "critical"
 
     # the same stream without a restart must reach the same statistic
-    reference_store, ref = reference_detection(tmp_path)
+    reference_store, ref = reference_detection(tmp_path, cfg)
     feed(reference_store, ref, events, per_pass=EVERY_5_MIN)
     ref_final = ref.run_once(now=events[-1].epoch + 2)
     ours = {(f.signal, f.detector): (f.status, f.statistic, f.since) for f in final.findings}
@@ -151,22 +152,23 @@ def charts(result) -> dict[tuple[str, str, str], tuple[str, float | None, int | 
     }
 
 
-def reference_detection(tmp_path: Path) -> tuple[Store, Detection]:
+def reference_detection(tmp_path: Path, cfg: FileConfig | None = None) -> tuple[Store, Detection]:
     """A second store (SQLite file) and a Detection on it, to replay a stream against."""
     ref_store = Store(f"sqlite:///{tmp_path / 'reference.db'}")
     upgrade(ref_store)
-    return ref_store, Detection(ref_store, settings(ref_store), FileConfig())
+    return ref_store, Detection(ref_store, settings(ref_store), cfg or FileConfig())
 
 
 def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: Path) -> None:
     # the drift fills the last 16 minutes: the pass charts the live part of the backlog
-    events = reviews("wf", [(2000, 0.20), (1000, 0.60)], seed=3)
-    ref_store, ref = reference_detection(tmp_path)
+    events = reviews("wf", [(2000, 0.20), (1000, 0.45)], seed=3)
+    cfg = FileConfig(workflows={"wf": DECLARED})
+    ref_store, ref = reference_detection(tmp_path, cfg)
     for start in range(0, len(events), PER_PASS):  # 30 write batches: 30 rollup seqs
         for s in (store, ref_store):
             s.insert_events(events[start : start + PER_PASS], events[-1].epoch)
     now = events[-1].epoch + 1
-    small = Detection(store, settings(store), FileConfig(), rows_per_chunk=7)
+    small = Detection(store, settings(store), cfg, rows_per_chunk=7)
     with capture_logs() as logs:
         result = small.run_once(now=now)
     progress = [e["rollups_read"] for e in logs if e["event"] == "detection reading backlog"]
@@ -183,10 +185,11 @@ def test_one_pass_reads_a_backlog_larger_than_one_chunk(store: Store, tmp_path: 
 def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
     store: Store, tmp_path: Path
 ) -> None:
-    events = reviews("wf", [(1500, 0.20), (1500, 0.60)], seed=5)
-    ref_store, ref = reference_detection(tmp_path)
-    a = Detection(store, settings(store), FileConfig())
-    b = Detection(Store(store.url), settings(store), FileConfig())
+    events = reviews("wf", [(1500, 0.20), (1500, 0.45)], seed=5)
+    cfg = FileConfig(workflows={"wf": DECLARED})
+    ref_store, ref = reference_detection(tmp_path, cfg)
+    a = Detection(store, settings(store), cfg)
+    b = Detection(Store(store.url), settings(store), cfg)
     results = []
     for i, start in enumerate(range(0, len(events), PER_PASS)):
         chunk = events[start : start + PER_PASS]
@@ -232,9 +235,9 @@ def test_a_pass_on_kept_states_equals_one_on_states_read_back_from_the_store(
 def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> None:
     cfg = FileConfig(
         workflows={
-            "drifting": WorkflowConfig(),
-            "calm": WorkflowConfig(),
-            "silent": WorkflowConfig(),
+            "drifting": DECLARED,
+            "calm": DECLARED,
+            "silent": DECLARED,
         },
         policies=[PolicyConfig(name="edit-drift", signal="edited", mode="review")],
     )
@@ -252,12 +255,12 @@ def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> Non
         assert switches.get("calm").mode == "auto"
         assert switches.get("silent").mode == "auto"
 
-    drifting = reviews("drifting", [(3600, 0.20), (1800, 0.60)], seed=11)
+    drifting = reviews("drifting", [(3600, 0.20), (1800, 0.45)], seed=11)
     calm = reviews("calm", [(5400, 0.20)], seed=12)
     merged = sorted(drifting + calm, key=lambda e: (e.epoch, e.id))
     # two workflows, a review a second each: a pass every 5 simulated minutes
     feed(store, detection, merged, after, per_pass=2 * EVERY_5_MIN)
-    assert alarm_pass, "the detector never alarmed on a 0.20 -> 0.60 edit rate"
+    assert alarm_pass, "the detector never alarmed on a 0.20 -> 0.45 edit rate"
     assert T0 + 3600 < alarm_pass[0] <= T0 + 3600 + 900  # within 15 minutes of the drift
     assert trip_pass == alarm_pass  # same pass: within one detection interval
     audit = switches.audit("drifting")

@@ -176,7 +176,12 @@ def chain_arl(h: float, increment_cdf: Cdf, cells: int = _GAUSS_CELLS) -> float:
     values = increment_cdf((np.arange(-(cells - 1), cells) + 0.5) * w)
     cdf_upper = values[_toeplitz_index(cells)]
     trans = np.diff(cdf_upper, axis=1, prepend=0.0)
-    return float(np.linalg.solve(np.eye(cells) - trans, np.ones(cells))[0])
+    try:
+        return float(np.linalg.solve(np.eye(cells) - trans, np.ones(cells))[0])
+    except np.linalg.LinAlgError:
+        # every update falls back to 0 (e.g. a large design shift on big buckets): the
+        # chain never leaves its atom, the chart never alarms in control
+        return math.inf
 
 
 @lru_cache(maxsize=4)

@@ -250,11 +250,13 @@ def calibrate_rate(
 
     if spread > 0:  # start from the known-p0 threshold (cached: spreads change, it does not)
         exact = calibrate_rate(p0, p1, arl0, 0.0, batch)
-        assert exact is not None
+        if exact is None:
+            return None
         iid: float | None = float(exact.threshold_units)
     else:
         iid = _solve(lambda u: _log_rate(1.0 / _rate_arl(proto, p0, int(u))), arl0, True, 1.0, 1e9)
-    assert iid is not None
+    if iid is None:
+        return None
     found = iid if spread <= 0 else _solve(log_far, arl0, True, iid, iid * max_h_factor)
     if found is None:
         return None
@@ -364,7 +366,8 @@ def calibrate_mean(
 
     if spread > 0:  # start from the no-spread threshold (cached: spreads change, it does not)
         exact = calibrate_mean(shift_sd, arl0, 0.0, clip, samples, batch)
-        assert exact is not None
+        if exact is None:
+            return None
         h0: float | None = exact.h_std
     else:
         h0 = _solve(log_far, arl0, False, 0.5, _H_MAX)
