@@ -87,6 +87,7 @@ MAX_SAMPLES = 400
 SPLIT_Z = 3.5  # |z| of the best split of the learning period that counts as a change
 DOUBT_Z = 2.0  # |z| that makes the learning period go on (up to 3x) to settle the question
 _CHUNK = 900  # learning chunks of 15 minutes: where a change in learning began
+CHUNK_OBS = 50  # ... or of 50 observations, so a burst (a backfill, a busy minute) splits too
 
 
 @dataclass(slots=True)
@@ -130,7 +131,7 @@ class Learning:
         n0, v0, q0 = self.totals().n, self.totals().total, self.totals().total_sq
         self._running = (n0 + r.count, v0 + value, q0 + r.sumsq)
         hour = r.bucket - r.bucket % _CHUNK
-        if self.chunks and self.chunks[-1][0] == hour:
+        if self.chunks and self.chunks[-1][0] == hour and self.chunks[-1][1] < CHUNK_OBS:
             last = self.chunks[-1]
             last[1] += r.count
             last[2] += value
@@ -139,7 +140,9 @@ class Learning:
             self.chunks.append([hour, r.count, value, r.sumsq])
         if self.kind == "mean":
             if self.seen % self.stride == 0:
-                self.samples.append([r.count, r.sum / r.count])
+                # [n, mean, observations before it]: a change found later keeps only the
+                # samples from before it
+                self.samples.append([r.count, r.sum / r.count, n0])
                 if len(self.samples) >= 2 * MAX_SAMPLES:
                     self.samples = self.samples[::2]
                     self.stride *= 2
@@ -181,10 +184,12 @@ class Learning:
                 best = (z, i + 1)
         return (0.0, None) if best is None else best
 
-    def thinned(self) -> list[list[float]]:
-        """At most ``MAX_SAMPLES`` samples, evenly over the learning period."""
-        step = max(1, math.ceil(len(self.samples) / MAX_SAMPLES))
-        return self.samples[::step][:MAX_SAMPLES]
+    def thinned(self, before: float = math.inf) -> list[list[float]]:
+        """At most ``MAX_SAMPLES`` ``[n, mean]`` samples, evenly over the learning period
+        (only those taken before the first ``before`` observations)."""
+        kept = [x for x in self.samples if len(x) < 3 or x[2] < before]
+        step = max(1, math.ceil(len(kept) / MAX_SAMPLES))
+        return [x[:2] for x in kept[::step][:MAX_SAMPLES]]
 
     def to_dict(self) -> dict[str, Any]:
         return {

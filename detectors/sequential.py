@@ -504,7 +504,7 @@ class _Run:
         st.version = st.shadow_version or st.version
         if st.kind == "mean":
             mu, sd = st.baseline.value, _sd_of(st.baseline)
-            st.samples = [[n, (m - mu) / sd] for n, m in learning.thinned()]
+            st.samples = [[n, (m - mu) / sd] for n, m in learning.thinned(base.n)]
         self.ensure_charts()
         # the part after a change in the learning period, chunk by chunk: it alarms now if
         # the learning period ended on live data

@@ -149,13 +149,6 @@ def test_edit_rate_jump_goes_critical_and_keeps_its_change_point() -> None:
     assert f.value == pytest.approx(0.45, abs=0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after learning a 0.20 edit rate from ~300 reviews (20 a minute), in "
-    "about half the seeds no member of the chart set is feasible (evidence feasible=0: "
-    "each needs > MAX_H_FACTOR x its known-p0 threshold for the spread), the finding reads "
-    "ok and a jump to 0.60 is never critical; seeds 2 and 3 of these",
-)
 def test_a_learned_baseline_is_charted_and_catches_a_3x_jump() -> None:
     for seed in range(6):
         rng = np.random.default_rng(seed)
@@ -193,14 +186,6 @@ def test_saved_state_survives_json_and_gives_identical_findings() -> None:
         assert one(b[-1][1], "edited").status is Status.CRITICAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=np.linalg.LinAlgError,
-    reason="core bug (detectors.stats.mixture.calibrate_mean): for Gaussian buckets of 64 and "
-    "the 2.8 sd design the chart cannot go positive in double precision, the Brook-Evans "
-    "matrix I - P is singular and chain_arl raises instead of the threshold floor (0.5 sd) "
-    "being returned; every pass with such a signal fails",
-)
 def test_a_mean_signal_with_64_observations_a_bucket_is_charted() -> None:
     # e.g. groundedness scored on 64+ answers a minute (the demo's edit_ratio has 150-190)
     ups = value_rollups(np.random.default_rng(0), 0, 10, 0.85, 0.1, "groundedness", per=64)
@@ -208,12 +193,6 @@ def test_a_mean_signal_with_64_observations_a_bucket_is_charted() -> None:
     assert one(findings, "groundedness").status is Status.OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a groundedness baseline learned from 500 scores (20 a minute) gets no "
-    "feasible member (evidence feasible=0) under the day-to-day prior, reads ok, and a 2.5 sd "
-    "drop (0.85 -> 0.60) is never critical on its first day",
-)
 def test_a_learned_score_is_charted_and_catches_a_large_drop() -> None:
     rng = np.random.default_rng(1)
     ups = value_rollups(rng, 0, 240, 0.85, 0.1, "groundedness")
@@ -224,14 +203,6 @@ def test_a_learned_score_is_charted_and_catches_a_large_drop() -> None:
     assert f.status is Status.CRITICAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: a declared value chart keeps adding live buckets to its calibration "
-    "sample during a drift (sequential.run_chart, up to MAX_SAMPLES); the drifted sample "
-    "makes calibrate_mean return None at spread 0 and its spread > 0 path asserts "
-    "'exact is not None' (AssertionError out of run_pass)",
-)
 def test_a_drift_while_a_declared_score_collects_its_sample_is_caught() -> None:
     cfg = DetectionConfig(declared={("*", "groundedness"): DeclaredBaseline(0.85, sd=0.1)})
     rng = np.random.default_rng(1)

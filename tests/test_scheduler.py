@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
@@ -202,14 +201,6 @@ def test_states_kept_in_memory_give_way_to_a_pass_saved_by_another_daemon(
     assert any(status_of(r, "wf") == "critical" for r in results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: calibrate_mean(2.8, ~3.8e8, batch=64) raises LinAlgError (singular "
-    "Brook-Evans matrix) instead of returning h_std=0.5; the demo's edit_ratio (150-190 "
-    "reviews a bucket) crashes run_pass. See test_detectors_engine."
-    "test_a_mean_signal_with_64_observations_a_bucket_is_charted",
-    raises=np.linalg.LinAlgError,
-)
 def test_a_pass_on_kept_states_equals_one_on_states_read_back_from_the_store(
     store: Store, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import MatrixRankWarning, spsolve
 from scipy.special import ndtr
 
 from detectors.stats.dist import binom_cdf_array, binom_survival_array
@@ -111,8 +112,16 @@ def lattice_arl(up: int, down: int, prob_up: float, threshold: int) -> float:
     )
     # duplicate (row, col) pairs (the floor at 0 lands on the diagonal of state 0) are summed
     matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(threshold, threshold))
-    solution = spsolve(matrix, np.ones(threshold))
-    return float(np.atleast_1d(solution)[0])
+    with warnings.catch_warnings():
+        # a chain that can never rise (prob_up 0 at a node far from the design) is singular:
+        # it never alarms
+        warnings.simplefilter("error", MatrixRankWarning)
+        try:
+            solution = spsolve(matrix, np.ones(threshold))
+        except MatrixRankWarning:
+            return math.inf
+    value = float(np.atleast_1d(solution)[0])
+    return value if math.isfinite(value) else math.inf
 
 
 @lru_cache(maxsize=4096)

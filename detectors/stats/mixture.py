@@ -144,6 +144,11 @@ def _log_rate(far: float) -> float:
     return math.log(far) if far > 0 else -math.inf
 
 
+def _arl_of(log_rate: float) -> float:
+    """The ARL0 a log false-alarm rate stands for (inf when no alarm is possible)."""
+    return math.inf if log_rate == -math.inf else 1.0 / math.exp(log_rate)
+
+
 def _solve(
     log_far: Callable[[float], float], target: float, integer: bool, lo: float, cap: float
 ) -> float | None:
@@ -261,7 +266,7 @@ def calibrate_rate(
     if found is None:
         return None
     units = int(found)
-    achieved = 1.0 / math.exp(log_far(units))
+    achieved = _arl_of(log_far(units))
     return RateDesign(
         p0,
         p1,
@@ -380,7 +385,7 @@ def calibrate_mean(
         shift_sd,
         h,
         arl0,
-        1.0 / math.exp(log_far(h)),
+        _arl_of(log_far(h)),
         per_update * chain_arl(h, make(shift_sd), _CELLS),
         spread,
         clip,
