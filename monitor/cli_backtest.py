@@ -132,7 +132,8 @@ def _warnings_only() -> Iterator[None]:
 
 
 def _fail(message: str) -> Any:
-    err.print(Text(message, style="red"))  # Text: no markup, no emoji (":x" in ids)
+    # Text: no markup, no emoji (":x" in ids); soft wrap: a file path is never cut in two
+    err.print(Text(message, style="red"), soft_wrap=True)
     raise typer.Exit(2)
 
 
