@@ -832,7 +832,9 @@ def _finding(run: _Run, window: list[list[float]]) -> Finding:
         return finding
     if episode is not None:
         finding.status = Status.CRITICAL
-        finding.since = episode.changepoint if episode.changepoint is not None else episode.start
+        since = episode.changepoint if episode.changepoint is not None else episode.start
+        # a change point is a bucket end: the current minute's end lies ahead of the pass
+        finding.since = min(since, now)
         ev["episode_start"] = episode.start
         ev["changepoint"] = finding.since
         ev["design"] = episode.label
@@ -841,8 +843,8 @@ def _finding(run: _Run, window: list[list[float]]) -> Finding:
             ev["expected_delay_obs"] = _delay_at(run, crossed, value)
     elif warn:
         finding.status = Status.WARN
-        if lead is not None:
-            finding.since = lead.zero_at
+        if lead is not None and lead.zero_at is not None:
+            finding.since = min(lead.zero_at, now)
             ev["expected_delay_obs"] = _delay_at(run, lead, value)
     else:
         finding.status = Status.OK
