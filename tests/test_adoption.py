@@ -239,3 +239,23 @@ def test_drop_test_numbers() -> None:
     assert drop_test(31, [300.0, 310.0, 290.0]).status != "critical"  # above 10 %
     with pytest.raises(ValueError, match="observed"):
         drop_test(-1, [3.0])
+
+
+def test_a_first_empty_weekend_after_busy_ones_is_not_critical() -> None:
+    # a team that works weekends at 30 % (bench/traffic.py measured small teams at 249, 17
+    # and 0 runs on three Saturdays): its third weekend is empty. Weekend spans page only
+    # against 4 past same weekdays, so this is a warning at most, while the same team
+    # going silent on a weekday is still critical.
+    rng = np.random.default_rng(11)
+    hours = team_hours(rng, 28, 400.0, weekday_only=False, cv=0.2)
+    third_saturday = 19 * 24  # day 19 of a Monday start
+    hours[third_saturday : third_saturday + 48] = 0
+    team = Team("sales", hours)
+    seen = [team.step(MONDAY + h * HOUR + 1).status for h in range(19 * 24, 21 * 24 + 12)]
+    assert Status.CRITICAL not in seen
+    rng = np.random.default_rng(11)
+    weekday = team_hours(rng, 28, 400.0, weekday_only=False, cv=0.2)
+    weekday[15 * 24 : 17 * 24] = 0  # a Tuesday and Wednesday
+    team = Team("sales", weekday)
+    statuses = [team.step(MONDAY + h * HOUR + 1).status for h in range(15 * 24, 17 * 24)]
+    assert Status.CRITICAL in statuses
