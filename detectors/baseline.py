@@ -128,8 +128,9 @@ class Learning:
 
     def add(self, r: Rollup) -> None:
         value = float(r.successes) if self.kind == "rate" else r.sum
-        n0, v0, q0 = self.totals().n, self.totals().total, self.totals().total_sq
-        self._running = (n0 + r.count, v0 + value, q0 + r.sumsq)
+        before = self.totals()
+        n0 = before.n
+        self._running = (n0 + r.count, before.total + value, before.total_sq + r.sumsq)
         hour = r.bucket - r.bucket % _CHUNK
         if self.chunks and self.chunks[-1][0] == hour and self.chunks[-1][1] < CHUNK_OBS:
             last = self.chunks[-1]

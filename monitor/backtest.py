@@ -549,25 +549,3 @@ def summarize(changes: Iterable[StatusChange], trips: Iterable[Trip]) -> list[Si
         for signal in t.signals:
             row(t.workflow, signal).trips += 1
     return [rows[k] for k in sorted(rows)]
-
-
-def run(
-    paths: Sequence[Path],
-    settings: Settings,
-    file_config: FileConfig,
-    step_s: float,
-    *,
-    fmt: str = "native",
-    options: Mapping[str, Any] | None = None,
-    on_pass: Callable[[int, int], None] = lambda _done, _total: None,
-) -> BacktestResult:
-    """``load_events`` then ``replay``: what the CLI calls."""
-    events = load_events(paths, fmt, options)
-    return replay(
-        events,
-        settings,
-        file_config,
-        step_s,
-        files=[str(p) for p in paths],
-        on_pass=on_pass,
-    )

@@ -285,6 +285,15 @@ def calibrate_rate(
 Samples = tuple[tuple[int, float], ...]  # (observations in the bucket, standardised mean)
 
 
+def _centred(samples: Samples) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket sizes and standardised means of a sample, the means centred (weighted by n):
+    the sample gives the SHAPE of the in-control law; its level (the learning day's own
+    offset) is the spread's business."""
+    ns = np.array([max(int(n), 1) for n, _ in samples], dtype=float)
+    zs = np.array([float(z) for _, z in samples], dtype=float)
+    return ns, zs - float((ns * zs).sum() / ns.sum())
+
+
 def _bandwidth(count: int) -> float:
     # half of Silverman's rule for a unit-variance sample: adds ~2 % variance, smooths atoms
     return 0.53 / math.pow(max(count, 1), 0.2)
@@ -345,11 +354,7 @@ def calibrate_mean(
         raise ValueError(f"clip must exceed shift_sd / 2, got {clip!r}")
     k = shift_sd / 2.0
     if samples:
-        ns = np.array([max(int(n), 1) for n, _ in samples], dtype=float)
-        zs = np.array([float(z) for _, z in samples], dtype=float)
-        # the sample gives the SHAPE of the in-control law; its level (the learning day's
-        # own offset) is the spread's business, so it is centred (weighted by n)
-        zs = zs - float((ns * zs).sum() / ns.sum())
+        ns, zs = _centred(samples)
         if clip is not None:
             # one more observation at the worst place (the clip, bad side): a sample of a
             # few hundred buckets under-states a rare heavy tail (timeouts in a latency)
@@ -398,9 +403,8 @@ def mean_chart_arl(design: MeanDesign, offset: float, samples: Samples = ()) -> 
     ``offset`` sd in the bad direction (the expected delay at an observed shift)."""
     k = design.shift_sd / 2.0
     if samples:
-        ns = np.array([max(int(n), 1) for n, _ in samples], dtype=float)
-        zs = np.array([float(z) for _, z in samples], dtype=float)
-        cdf = _mean_cdf(ns, zs - float((ns * zs).sum() / ns.sum()), k, offset, design.clip)
+        ns, zs = _centred(samples)
+        cdf = _mean_cdf(ns, zs, k, offset, design.clip)
     else:
         cdf = _gauss_cdf(max(round(design.obs_per_update), 1), k, offset, design.clip)
     return float(design.obs_per_update * chain_arl(design.h_std, cdf, _CELLS))
