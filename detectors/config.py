@@ -72,7 +72,6 @@ class DetectionConfig:
     min_window_obs: int = 30
     fdr_q: float = 0.05  # Benjamini-Hochberg across workflows x signals in one pass
     slo: float = 0.99  # success objective for error and timeout burn rates
-    spend_z_warn: float = 3.5  # robust z of an hour's spend vs the same hour-of-week
     adoption_z_warn: float = 3.0  # robust z of a day's runs/users (a drop)
     version_warn_s: int = 86_400  # how long a model_version change stays WARN
     # declared baselines: (workflow or "*", signal) -> value
@@ -135,6 +134,13 @@ class DetectionConfig:
     def budget_for(self, workflow: str) -> float:
         """False critical findings per 30 days this workflow accepts (all signals)."""
         return self.budget_by_workflow.get(workflow, self.false_alarms_per_month)
+
+    def warn_budget_for(self, workflow: str) -> float:
+        """False WARN findings per 30 days this workflow accepts: the WARN budget, scaled as
+        the workflow's own critical budget is scaled from the default."""
+        return self.warn_false_alarms_per_month * (
+            self.budget_for(workflow) / self.false_alarms_per_month
+        )
 
     def slo_for(self, workflow: str) -> float:
         return self.slo_by_workflow.get(workflow, self.slo)

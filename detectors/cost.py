@@ -5,29 +5,41 @@
   for the log transform). Rising is bad.
 * ``cost_per_run``: spend / runs over the window against the learned ratio; WARN above
   ``1 + rate_rel_shift`` times the baseline (a plain ratio rule, not ARL-calibrated).
-* Spend per hour: the last complete hour against the same hour-of-week (robust z,
-  median/MAD), falling back to all past hours until three weeks of history exist.
+* Spend per hour: the last complete hour against the median of the same hour-of-week
+  (falling back to the same hour of weekdays or weekends until three weeks exist), as a log
+  ratio, scored against the log ratios of the last two weeks' hours (median/MAD pooled over
+  all hours); WARN at the z whose Gaussian tail is 10 % of the WARN budget (0.2 a month by
+  default: z 3.45).
 * Budget: month-to-date spend plus the last 24 h rate times the hours left in the month.
 
 Example:
     >>> from detectors.config import DetectionConfig
     >>> from detectors.family import WorkflowInput
     >>> from detectors.types import Rollup
-    >>> spend = [Rollup("wf", "spend_usd", 3600 * h, 10, sum=5.0) for h in range(48)]
+    >>> spend = [Rollup("wf", "spend_usd", 3600 * h, 10, sum=5.0) for h in range(72)]
     >>> cfg = DetectionConfig(budgets_usd={"wf": 100.0})
-    >>> fs, _ = evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, 48 * 3600.0))
+    >>> fs, _ = evaluate(WorkflowInput("wf", {"spend_usd": spend}, {}, cfg, 72 * 3600.0))
     >>> [(f.detector, f.status.value) for f in fs if f.detector != "cusum"]
     [('robust_z', 'ok'), ('projection', 'critical')]
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Final
 
 from detectors import signals as sig
+from detectors.config import DetectionConfig
 from detectors.family import States, WorkflowInput, run_specs
 from detectors.sequential import SignalSpec, iso_window
-from detectors.stats.robust import month_bounds, project_monthly_spend, seasonal_robust_z
+from detectors.stats.dist import norm_isf
+from detectors.stats.robust import (
+    hour_of_week,
+    log_ratio,
+    month_bounds,
+    pooled_z,
+    project_monthly_spend,
+)
 from detectors.types import Finding, Status
 
 SPECS: Final = (
@@ -42,6 +54,11 @@ _MIN_HOURS: Final = 24
 # the median hourly spend, and at one cent.
 _REL_SCALE_FLOOR: Final = 0.05
 _ABS_SCALE_FLOOR: Final = 0.01
+_REF_HOURS: Final = 28 * 24  # an hour's reference: the same hour of the last 4 weeks' days
+_POOL_HOURS: Final = 14 * 24  # residuals pooled for the hourly-spend scale
+_MIN_LOG_SCALE: Final = 0.05  # a perfectly steady spend: +-5 % is still noise
+# The hourly-spend rule's share of the WARN budget (the charts share the rest).
+SPEND_HOUR_WARN_SHARE: Final = 0.1
 
 
 def _finding(inp: WorkflowInput, signal: str, detector: str, **kw: Any) -> Finding:
@@ -96,6 +113,29 @@ def _cost_per_run(inp: WorkflowInput) -> tuple[Finding, dict[str, Any]]:
     return f, state
 
 
+def spend_z_warn(config: DetectionConfig, workflow: str) -> float:
+    """The hourly-spend z that WARNs: its share of the workflow's WARN budget, one test per
+    hour (720 a month), on the Gaussian scale of the pooled log residuals."""
+    alpha = config.warn_budget_for(workflow) * SPEND_HOUR_WARN_SHARE / (30 * 24)
+    return norm_isf(min(max(alpha, 1e-12), 0.5))
+
+
+def _daily_median(history: list[tuple[float, float]], i: int) -> float:
+    """Median of the same hour on the same kind of day (weekday / weekend) over the last
+    four weeks before ``history[i]`` (hours are contiguous: a day is 24 entries back);
+    all earlier hours when there are fewer than three such days. Not the hour of the WEEK:
+    3-5 same-slot values make a noisy median whose noise changes when the reference does."""
+    weekend = hour_of_week(history[i][0]) // 24 >= 5
+    same = [
+        history[j][1]
+        for j in range(i - 24, max(-1, i - _REF_HOURS - 1), -24)
+        if (hour_of_week(history[j][0]) // 24 >= 5) == weekend
+    ]
+    if len(same) < 3:
+        same = [v for _, v in history[max(0, i - _REF_HOURS) : i]]
+    return statistics.median(same)
+
+
 def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, float]]:
     now = inp.now
     state = dict(inp.states.get((sig.SPEND_USD, "robust_z"), {}))
@@ -107,12 +147,13 @@ def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, floa
     hours = {h: v for h, v in hours.items() if h >= current - _KEEP_HOURS * 3600}
     state["hours"] = {str(h): v for h, v in hours.items()}
     last = current - 3600
+    z_warn = spend_z_warn(inp.config, inp.workflow)
     f = _finding(
         inp,
         sig.SPEND_USD,
         "robust_z",
         window=iso_window(last, current),
-        evidence={"detector": "seasonal_robust_z", "z_warn": inp.config.spend_z_warn},
+        evidence={"detector": "seasonal_robust_z", "z_warn": z_warn},
     )
     if not hours:
         f.evidence["reason"] = "no spend recorded"
@@ -125,12 +166,25 @@ def _hourly(inp: WorkflowInput) -> tuple[Finding, dict[str, Any], dict[int, floa
     if len(history) < _MIN_HOURS:
         f.evidence["reason"] = f"need {_MIN_HOURS} past hours, have {len(history)}"
         return f, state, hours
-    median = sorted(v for _, v in history)[len(history) // 2]
-    floor = max(_REL_SCALE_FLOOR * median, _ABS_SCALE_FLOOR)
-    score = seasonal_robust_z(last, f.value, history, min_scale=floor)
-    f.baseline, f.statistic, f.threshold = score.baseline, score.z, inp.config.spend_z_warn
-    f.evidence.update({"seasonal": score.seasonal, "scale": score.scale})
-    f.status = Status.WARN if score.z >= inp.config.spend_z_warn else Status.OK
+    values = sorted(v for _, v in history)
+    unit = max(_REL_SCALE_FLOOR * values[len(values) // 2], _ABS_SCALE_FLOOR)
+    # each complete hour's log residual against its own reference, computed once (when the
+    # hour is complete) and kept: the pooled scale of the last two weeks of them
+    pool_from = last - _POOL_HOURS * 3600
+    resid = {int(h): float(r) for h, r in state.get("resid", {}).items() if int(h) >= pool_from}
+    for i in range(max(_MIN_HOURS, (pool_from - first) // 3600), len(history)):
+        h = int(history[i][0])
+        if h not in resid:
+            resid[h] = log_ratio(history[i][1], _daily_median(history, i), unit)
+    state["resid"] = {str(h): r for h, r in resid.items()}
+    if len(resid) < _MIN_HOURS:
+        f.evidence["reason"] = f"need {_MIN_HOURS} scored hours, have {len(resid)}"
+        return f, state, hours
+    baseline = _daily_median([*history, (float(last), f.value)], len(history))
+    z = pooled_z(log_ratio(f.value, baseline, unit), list(resid.values()), _MIN_LOG_SCALE)
+    f.baseline, f.statistic, f.threshold = baseline, z, z_warn
+    f.evidence.update({"seasonal": True, "scale": "log", "unit": unit, "pooled_hours": len(resid)})
+    f.status = Status.WARN if z >= z_warn else Status.OK
     return f, state, hours
 
 

@@ -26,6 +26,11 @@ def norm_sf(z: float) -> float:
     return float(special.ndtr(-z))
 
 
+def norm_isf(q: float) -> float:
+    """The z with ``P(Z > z) = q``."""
+    return float(-special.ndtri(q))
+
+
 def norm_cdf(z: float) -> float:
     return float(special.ndtr(z))
 

@@ -58,6 +58,35 @@ class SeasonalScore:
     seasonal: bool  # False when it fell back to all hours
 
 
+def seasonal_reference(
+    hour_start: float,
+    history: Iterable[tuple[float, float]],
+    min_same_slot: int = 3,
+) -> tuple[list[float], bool]:
+    """The past values an hour is compared with, and whether they are its own hour-of-week.
+
+    ``history`` holds ``(hour_start_epoch, value)`` of earlier hours. With fewer than
+    ``min_same_slot`` same-slot values it falls back to the same hour of day on days of the
+    same kind (weekday / weekend), then to all past hours (flagged ``False``): all hours
+    together put a business-hours workflow's every morning above its nights (measured: 23
+    WARN a workflow-month in its first three weeks).
+    """
+    past = [(t, v) for t, v in history if t < hour_start]
+    if not past:
+        raise ValueError("seasonal_reference needs at least one past hour")
+    slot = hour_of_week(hour_start)
+    same = [v for t, v in past if hour_of_week(t) == slot]
+    if len(same) >= min_same_slot:
+        return same, True
+    hour, weekend = slot % 24, slot // 24 >= 5
+    daily = [
+        v
+        for t, v in past
+        if hour_of_week(t) % 24 == hour and (hour_of_week(t) // 24 >= 5) == weekend
+    ]
+    return (daily if len(daily) >= min_same_slot else [v for _, v in past]), False
+
+
 def seasonal_robust_z(
     hour_start: float,
     value: float,
@@ -65,30 +94,9 @@ def seasonal_robust_z(
     min_same_slot: int = 3,
     min_scale: float = 0.0,
 ) -> SeasonalScore:
-    """Score an hourly value against past values of the same hour-of-week.
-
-    ``history`` holds ``(hour_start_epoch, value)`` of earlier hours. With fewer than
-    ``min_same_slot`` same-slot values it falls back to the same hour of day on days of the
-    same kind (weekday / weekend), then to all past hours (flagged ``seasonal=False``): all
-    hours together put a business-hours workflow's every morning above its nights
-    (measured: 23 WARN a workflow-month in its first three weeks).
-    """
-    past = [(t, v) for t, v in history if t < hour_start]
-    if not past:
-        raise ValueError("seasonal_robust_z needs at least one past hour")
-    slot = hour_of_week(hour_start)
-    same = [v for t, v in past if hour_of_week(t) == slot]
-    seasonal = len(same) >= min_same_slot
-    if seasonal:
-        ref = same
-    else:
-        hour, weekend = slot % 24, slot // 24 >= 5
-        daily = [
-            v
-            for t, v in past
-            if hour_of_week(t) % 24 == hour and (hour_of_week(t) // 24 >= 5) == weekend
-        ]
-        ref = daily if len(daily) >= min_same_slot else [v for _, v in past]
+    """Score an hourly value against past values of its hour-of-week (``seasonal_reference``),
+    median and MAD of those values alone."""
+    ref, seasonal = seasonal_reference(hour_start, history, min_same_slot)
     med, scale = median_mad(ref)
     return SeasonalScore(
         z=robust_z(value, ref, min_scale=min_scale),
@@ -97,6 +105,25 @@ def seasonal_robust_z(
         samples=len(ref),
         seasonal=seasonal,
     )
+
+
+def log_ratio(value: float, reference: float, unit: float) -> float:
+    """``log((value + unit) / (reference + unit))``: a spend hour against its reference on the
+    scale where spend varies (multiplicatively); ``unit`` keeps empty hours finite."""
+    if unit <= 0:
+        raise ValueError(f"unit must be > 0, got {unit!r}")
+    return math.log((max(value, 0.0) + unit) / (max(reference, 0.0) + unit))
+
+
+def pooled_z(residual: float, past_residuals: Sequence[float], min_scale: float) -> float:
+    """Robust z of one residual against the residuals of many past hours.
+
+    A same-slot MAD rests on 3-5 values and is itself noise: measured on seasonal,
+    overdispersed spend it made 36 WARN a workflow-month at z 3.5. Every hour's residual
+    against its OWN reference has the same law, so one scale for all hours rests on
+    hundreds of values."""
+    med, scale = median_mad(past_residuals)
+    return (residual - med) / max(scale, min_scale)
 
 
 def project_monthly_spend(spent_to_date: float, hourly_rate: float, hours_left: float) -> float:
