@@ -197,7 +197,7 @@ class Calibration:
     day_arl0: float  # per day-chart, days
     day_spread: float  # the baseline's error in day-level sd (inf: no day chart yet)
 
-    def key(self) -> list[float]:
+    def to_list(self) -> list[float]:
         return [
             self.arl0_each,
             self.spread,
@@ -207,11 +207,21 @@ class Calibration:
             self.day_spread,
         ]
 
+    @classmethod
+    def from_list(cls, data: list[float]) -> Calibration | None:
+        """The saved list (None for an unreadable one: the charts then recalibrate)."""
+        if len(data) != 6:
+            return None
+        a, spread, batch, samples, day_arl0, day_spread = data
+        return cls(
+            float(a), float(spread), int(batch), int(samples), float(day_arl0), float(day_spread)
+        )
+
 
 @dataclass(slots=True)
 class ChartSet:
     members: list[SubChart]
-    calibrated_for: list[float] | None = None
+    calibrated_for: Calibration | None = None
     episode: Episode | None = None
     warn: bool = False
     last_recovery: float | None = None
@@ -246,7 +256,7 @@ class ChartSet:
             if side and not any(m.ready for m in side):
                 big = max(side, key=lambda m: abs(m.param - level) if kind == "rate" else m.param)
                 self._calibrate_one(big, kind, p0, p_grid, rate_spread, cal, samples, clip, 50.0)
-        self.calibrated_for = cal.key()
+        self.calibrated_for = cal
 
     @staticmethod
     def _calibrate_one(
@@ -378,7 +388,7 @@ class ChartSet:
     def to_dict(self) -> dict[str, Any]:
         return {
             "members": [m.to_dict() for m in self.members],
-            "calibrated_for": self.calibrated_for,
+            "calibrated_for": self.calibrated_for.to_list() if self.calibrated_for else None,
             "episode": self.episode.to_dict() if self.episode else None,
             "warn": self.warn,
             "last_recovery": self.last_recovery,
@@ -387,10 +397,10 @@ class ChartSet:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChartSet:
-        episode = data.get("episode")
+        episode, cal = data.get("episode"), data.get("calibrated_for")
         return cls(
             [SubChart.from_dict(m) for m in data["members"]],
-            data.get("calibrated_for"),
+            Calibration.from_list(cal) if cal else None,
             Episode.from_dict(episode) if episode else None,
             bool(data.get("warn", False)),
             data.get("last_recovery"),

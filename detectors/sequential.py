@@ -1,7 +1,7 @@
 """Run one signal's chart set on its rollups: learn the baseline, calibrate to the budget,
 update, judge, and say why.
 
-Shared by every signal family. State: :class:`SignalState` (JSON-safe via ``to_dict``),
+Shared by every signal family. State: :class:`detectors.signal_state.SignalState` (JSON-safe),
 one per (workflow, signal, "cusum").
 
 The rules (README "How verdicts are made"):
@@ -51,7 +51,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.baseline import (
@@ -66,7 +66,8 @@ from detectors.baseline import (
 )
 from detectors.charts import Calibration, ChartSet, SubChart, members
 from detectors.config import DetectionConfig
-from detectors.dispersion import MIN_DAY_OBS, between_day_sd, blended_sd, obs_per_day
+from detectors.dispersion import MIN_DAY_OBS
+from detectors.signal_state import Budget, Sample, SignalState, Totals, WindowBucket
 from detectors.stats.dist import binom_cdf, binom_sf, norm_cdf, norm_sf
 from detectors.stats.mixture import mean_chart_arl
 from detectors.stats.window import (
@@ -83,7 +84,6 @@ DAY = 86_400
 _BATCHES = (64, 32, 16, 8)
 _KEEP_SIZES = 100  # recent rollup sizes kept to choose the calibration bucket size
 _KEEP_DAYS = 35
-_DAYS_FOR_RATE = 7
 _RESERVED_SHARES = 2  # budget shares kept for burn-rate and adoption rules
 _MIN_SAMPLES = 50  # empirical bucket means needed before a mean chart uses them
 _ALTERNATIVE: dict[str, Alternative] = {"up": "greater", "down": "less", "both": "two-sided"}
@@ -169,133 +169,6 @@ def needed_obs(kind: Kind, n: int, total: float, config: DetectionConfig) -> int
     return int(min(max(want, config.learn_rate_obs), config.learn_rate_max_obs))
 
 
-@dataclass(slots=True)
-class SignalState:
-    """Everything one signal's chart keeps between passes."""
-
-    kind: Kind
-    learning: Learning | None = None
-    baseline: Baseline | None = None
-    charts: ChartSet | None = None
-    window: list[list[float]] = field(default_factory=list)  # [bucket, n, value, sumsq]
-    sizes: list[int] = field(default_factory=list)
-    days: dict[int, list[float]] = field(default_factory=dict)  # day -> [n, value, sumsq]
-    first_seen: float | None = None
-    samples: list[list[float]] = field(default_factory=list)  # [n, z] standardised means
-    version: str | None = None  # the versions the baseline was learned on
-    shadow: Learning | None = None  # the new version's own baseline, being learned
-    shadow_version: str | None = None
-    rejected_version: str | None = None  # a new version found worse: watched vs the old one
-    day_fed: int | None = None  # last complete day given to the day-level chart
-    alarm_days: list[int] = field(default_factory=list)  # days in an episode (not for tau)
-    base_totals: list[float] = field(default_factory=list)  # [n, value, sumsq] learned on
-    base_days: int = 0  # distinct days the learned baseline rests on
-    checked: list[float] = field(default_factory=list)  # when the calibration was checked
-    budget: dict[str, Any] | None = None  # the budget of that check
-    _private: dict[str, Any] = field(default_factory=dict)  # engine keys ("_status", ...)
-
-    # -- persistence ---------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": 2,
-            "kind": self.kind,
-            "learning": self.learning.to_dict() if self.learning else None,
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-            "charts": self.charts.to_dict() if self.charts else None,
-            "window": self.window,
-            "sizes": self.sizes,
-            "days": {str(d): v for d, v in self.days.items()},
-            "first_seen": self.first_seen,
-            "samples": self.samples,
-            "version": self.version,
-            "shadow": self.shadow.to_dict() if self.shadow else None,
-            "shadow_version": self.shadow_version,
-            "rejected_version": self.rejected_version,
-            "day_fed": self.day_fed,
-            "alarm_days": self.alarm_days,
-            "base_totals": self.base_totals,
-            "base_days": self.base_days,
-            "checked": self.checked,
-            "budget": self.budget,
-            **self._private,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], kind: Kind) -> SignalState:
-        private = {k: v for k, v in data.items() if k.startswith("_")}
-        if data.get("v") != 2:
-            # saved by the single-chart version: keep the baseline, rebuild the charts
-            old = data.get("baseline")
-            base = Baseline.from_dict(old) if old else None
-            return cls(kind, baseline=base, _private=private)
-        return cls(
-            kind,
-            Learning.from_dict(data["learning"]) if data.get("learning") else None,
-            Baseline.from_dict(data["baseline"]) if data.get("baseline") else None,
-            ChartSet.from_dict(data["charts"]) if data.get("charts") else None,
-            [list(w) for w in data.get("window", [])],
-            [int(x) for x in data.get("sizes", [])],
-            {int(d): list(v) for d, v in data.get("days", {}).items()},
-            data.get("first_seen"),
-            [list(x) for x in data.get("samples", [])],
-            data.get("version"),
-            Learning.from_dict(data["shadow"]) if data.get("shadow") else None,
-            data.get("shadow_version"),
-            data.get("rejected_version"),
-            data.get("day_fed"),
-            [int(d) for d in data.get("alarm_days", [])],
-            [float(x) for x in data.get("base_totals", [])],
-            int(data.get("base_days", 0)),
-            list(data.get("checked", [])),
-            data.get("budget"),
-            private,
-        )
-
-    # -- facts about the signal ----------------------------------------------------------
-    def note(self, r: Rollup, value: float) -> None:
-        day = r.bucket - r.bucket % DAY
-        acc = self.days.setdefault(day, [0.0, 0.0, 0.0])
-        acc[0] += r.count
-        acc[1] += value
-        acc[2] += r.sumsq
-        if self.first_seen is None or r.bucket < self.first_seen:
-            self.first_seen = float(r.bucket)
-
-    def rate_per_day(self, now: float) -> float:
-        """Observations a day: the mean of the last (up to 7) complete days once one exists
-        (so it moves once a day, not with the hour of the day), else the rate so far."""
-        today = now - now % DAY
-        full = [v[0] for d, v in sorted(self.days.items()) if d + DAY <= today]
-        full = full[-_DAYS_FOR_RATE:]
-        if self.first_seen is not None and self.first_seen < today - DAY and full:
-            return sum(full) / len(full)
-        counts = [v[0] for v in self.days.values()]
-        first = self.first_seen if self.first_seen is not None else now
-        return obs_per_day(counts, now - first)
-
-    def complete_days(self, now: float) -> list[tuple[float, float, float]]:
-        """Complete in-control days (not the current one, not those with an alarm)."""
-        today = now - now % DAY
-        skip = set(self.alarm_days)
-        return [
-            (v[0], v[1], v[2])
-            for d, v in sorted(self.days.items())
-            if d + DAY <= today and d not in skip
-        ]
-
-    def day_sd(self, now: float, config: DetectionConfig) -> float:
-        """Day-level sd of the signal's true value (rate scale, or the value's scale)."""
-        b = self.baseline
-        assert b is not None
-        days = self.complete_days(now)
-        used = [d for d in days if d[0] >= MIN_DAY_OBS]
-        if self.kind == "rate":
-            prior = config.rate_day_sd_prior * min(b.value, 1.0 - b.value)
-        else:
-            prior = config.mean_day_sd_prior * (b.sd or 0.0)
-        return blended_sd(between_day_sd(used, self.kind), len(used), prior)
-
-
 def _spread(st: SignalState, now: float, config: DetectionConfig) -> float:
     """Uncertainty of the in-control level: the baseline's standard error (learned) and the
     day-to-day variation, on the rate scale or in sd units for a mean."""
@@ -336,22 +209,6 @@ def _day_spread(st: SignalState, now: float, config: DetectionConfig, per_day: f
     sd_day = math.sqrt(tau**2 + var_obs / n)
     err = math.sqrt(se2 + (tau**2 / max(st.base_days, 1) if b.samples else 0.0))
     return _grid_up(err / sd_day, 2.0**0.25) if err > 0 else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    false_alarms_per_month: float
-    charts: int
-    obs_per_day: float
-    arl0: float  # per chart (the whole set), observations
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "false_alarms_per_month": self.false_alarms_per_month,
-            "charts": self.charts,
-            "obs_per_day": round(self.obs_per_day, 1),
-            "arl0": self.arl0,
-        }
 
 
 def chart_budget(config: DetectionConfig, workflow: str, charts: int, per_day: float) -> Budget:
@@ -398,16 +255,18 @@ class _Run:
         n_members = len(st.charts.members)
         each = budget.arl0 * n_members
         before = st.charts.calibrated_for
-        if before and 0.5 < each / before[0] < 2.0:
-            each = before[0]  # hysteresis: a rate moving around a grid step keeps its threshold
+        if before and 0.5 < each / before.arl0_each < 2.0:
+            each = (
+                before.arl0_each
+            )  # hysteresis: a rate moving around a grid step keeps its threshold
         spread = _grid_up(_spread(st, self.now, cfg), 2.0**0.25)
         scale = 1.0 if st.kind == "mean" else max(st.baseline.value if st.baseline else 0.0, 1e-6)
         if spread < 1e-3 * scale:
             spread = 0.0
-        if before and before[1] / 1.42 < spread <= before[1]:
+        if before and before.spread / 1.42 < spread <= before.spread:
             # a little less spread keeps the old (safer) threshold: recalibrating every
             # chart each day as the estimate wobbles cost 10-30 s per workflow-day
-            spread = before[1]
+            spread = before.spread
         # a declared mean collects its sample from live buckets: use it once complete (a
         # growing count would recalibrate every pass)
         full = st.baseline is not None and st.baseline.source == "declared"
@@ -416,8 +275,8 @@ class _Run:
         batch = 1 if samples else design_batch(st.sizes)
         day_arl0 = _grid_up(each / max(per_day, 1.0), 2.0)
         day_spread = _day_spread(st, self.now, cfg, per_day)
-        if before and len(before) > 5 and before[5] / 1.42 < day_spread <= before[5]:
-            day_spread = before[5]
+        if before and before.day_spread / 1.42 < day_spread <= before.day_spread:
+            day_spread = before.day_spread
         return Calibration(each, spread, batch, samples, day_arl0, day_spread)
 
     def ensure_charts(self) -> None:
@@ -435,15 +294,14 @@ class _Run:
         young = st.first_seen is None or st.first_seen >= today - DAY
         period = int(self.now // 3600) if young else int(today)
         budget = self.config.budget_for(self.workflow)
-        check = [period, st.base_days, len(st.samples), b.value, self.charts, budget]
+        check = (float(period), st.base_days, len(st.samples), b.value, self.charts, budget)
         if st.charts.calibrated_for is not None and st.checked == check:
-            if st.budget is not None:
-                self.budget = Budget(**st.budget)
+            self.budget = st.budget
             return
         st.checked = check
         cal = self.calibration()
-        st.budget = self.budget.to_dict() if self.budget else None
-        if st.charts.calibrated_for != cal.key():
+        st.budget = self.budget
+        if st.charts.calibrated_for != cal:
             samples = tuple((int(n), float(z)) for n, z in st.samples) if cal.samples else ()
             st.charts.calibrate(st.kind, b.value, cal, samples, self.clip)
 
@@ -498,13 +356,13 @@ class _Run:
         st.learning = None
         base = learning.totals(chunks)
         st.baseline = base.baseline(source)
-        st.base_totals = [float(base.n), base.total, base.total_sq]
+        st.base_totals = Totals(float(base.n), base.total, base.total_sq)
         st.base_days = len({int(c[0]) // DAY for c in chunks})
         st.charts = None
         st.version = st.shadow_version or st.version
         if st.kind == "mean":
             mu, sd = st.baseline.value, _sd_of(st.baseline)
-            st.samples = [[n, (m - mu) / sd] for n, m in learning.thinned(base.n)]
+            st.samples = [Sample(int(n), (m - mu) / sd) for n, m in learning.thinned(base.n)]
         self.ensure_charts()
         # the part after a change in the learning period, chunk by chunk: it alarms now if
         # the learning period ended on live data
@@ -547,7 +405,7 @@ def run_chart(
         st.shadow, st.shadow_version = Learning.new(spec.kind), model_version
     if st.baseline is None and st.version is None:
         st.version = model_version
-    window = [w for w in st.window if w[0] >= now - config.window_s]
+    window = [w for w in st.window if w.bucket >= now - config.window_s]
     if st.baseline is not None:
         run.ensure_charts()  # once a pass: the budget and spread move slowly
     for r in rollups:
@@ -557,7 +415,7 @@ def run_chart(
         st.note(r, value)
         st.sizes.append(r.count)
         if now - config.window_s <= r.bucket <= now + config.future_skew_s:
-            window.append([r.bucket, r.count, value, r.sumsq])
+            window.append(WindowBucket(float(r.bucket), float(r.count), value, r.sumsq))
         if st.baseline is None:
             st.learning = st.learning or Learning.new(spec.kind)
             st.learning.add(r)
@@ -582,7 +440,7 @@ def run_chart(
             and not st.charts.warn
         ):  # the sample describes the in-control shape: not collected during a drift
             st.samples.append(
-                [r.count, (r.sum / r.count - st.baseline.value) / _sd_of(st.baseline)]
+                Sample(r.count, (r.sum / r.count - st.baseline.value) / _sd_of(st.baseline))
             )
         if not run.live(r.bucket):
             # old (backfill, a backlog after downtime) or future-dated: it feeds the days,
@@ -617,7 +475,7 @@ def _feed_days(run: _Run) -> None:
     b, charts = st.baseline, st.charts
     assert b is not None and charts is not None
     today = int(now - now % DAY)
-    done = sorted(d for d, v in st.days.items() if d + DAY <= today and v[0] >= MIN_DAY_OBS)
+    done = sorted(d for d, v in st.days.items() if d + DAY <= today and v.n >= MIN_DAY_OBS)
     if st.day_fed is None:
         st.day_fed = today - DAY  # days before the baseline are not compared with it
         return
@@ -627,12 +485,13 @@ def _feed_days(run: _Run) -> None:
     # the day chart's noise IS the day-to-day variation, estimated from few days (+-30 % at
     # 20 days): design for its upper range, not its point estimate (measured: with the point
     # estimate, 1 false day-chart alarm per 3 chart-months on beta-binomial days)
-    n_days = len([d for d in st.complete_days(now) if d[0] >= MIN_DAY_OBS])
-    tau = st.day_sd(now, run.config) * (1.0 + 1.5 * math.sqrt(2.0 / max(n_days + 1, 2)))
+    days = st.complete_days(now)
+    n_days = len([d for d in days if d[0] >= MIN_DAY_OBS])
+    tau = st.day_sd(now, run.config, days) * (1.0 + 1.5 * math.sqrt(2.0 / max(n_days + 1, 2)))
     for d in done:
         if d <= st.day_fed:
             continue
-        n, v, _ = st.days[d]
+        n, v = st.days[d].n, st.days[d].value
         if st.kind == "rate":
             p = min(max(b.value, 1e-6), 1 - 1e-6)
             sd_day = math.sqrt(tau**2 + p * (1 - p) / n)
@@ -660,23 +519,24 @@ def _refine(run: _Run, day: int) -> bool:
         or st.base_days >= BASE_CHECKPOINTS[-1]
         or day in st.alarm_days
         or (st.charts is not None and (st.charts.episode is not None or st.charts.warn))
-        or not st.base_totals
+        or st.base_totals is None
     ):
         return False
-    n, v, sq = st.days[day]
-    if n < MIN_DAY_OBS:
+    t = st.days[day]
+    if t.n < MIN_DAY_OBS:
         return False
-    st.base_totals = [st.base_totals[0] + n, st.base_totals[1] + v, st.base_totals[2] + sq]
+    st.base_totals.add(t.n, t.value, t.sumsq)
     st.base_days += 1
     if st.base_days not in BASE_CHECKPOINTS:
         return False
-    learner = BaselineLearner(st.kind, int(st.base_totals[0]), st.base_totals[1], st.base_totals[2])
+    tot = st.base_totals
+    learner = BaselineLearner(st.kind, int(tot.n), tot.value, tot.sumsq)
     st.baseline = learner.baseline(b.source)
     st.charts = None
     if st.kind == "mean":
         old_mu, old_sd = b.value, _sd_of(b)
         mu, sd = st.baseline.value, _sd_of(st.baseline)
-        st.samples = [[n_, ((old_mu + z * old_sd) - mu) / sd] for n_, z in st.samples]
+        st.samples = [Sample(n_, ((old_mu + z * old_sd) - mu) / sd) for n_, z in st.samples]
     run.ensure_charts()
     return True
 
@@ -723,14 +583,14 @@ def _adopt_shadow(run: _Run, model_version: str | None) -> None:
         return
     st.shadow = None
     st.baseline = total.baseline("learned")
-    st.base_totals = [float(total.n), total.total, total.total_sq]
+    st.base_totals = Totals(float(total.n), total.total, total.total_sq)
     st.base_days = len({int(c[0]) // DAY for c in lr.chunks})
     st.version = st.shadow_version or model_version
     st.shadow_version = None
     st.charts = None
     if st.kind == "mean":
         mu, sd = st.baseline.value, _sd_of(st.baseline)
-        st.samples = [[n, (m - mu) / sd] for n, m in lr.thinned()]
+        st.samples = [Sample(int(n), (m - mu) / sd) for n, m in lr.thinned()]
     st.day_fed = None
     run.ensure_charts()
 
@@ -755,11 +615,11 @@ def _delay_at(run: _Run, m: SubChart, observed: float | None) -> float | None:
     return None
 
 
-def _finding(run: _Run, window: list[list[float]]) -> Finding:
+def _finding(run: _Run, window: list[WindowBucket]) -> Finding:
     st, config, now, spec = run.st, run.config, run.now, run.spec
-    n_w = int(sum(w[1] for w in window))
-    v_w = sum(w[2] for w in window)
-    sq_w = sum(w[3] for w in window)
+    n_w = int(sum(w.n for w in window))
+    v_w = sum(w.value for w in window)
+    sq_w = sum(w.sumsq for w in window)
     value = v_w / n_w if n_w else None
     finding = Finding(
         workflow=run.workflow,
