@@ -40,8 +40,9 @@ from river import drift
 
 from detectors.config import DetectionConfig
 from detectors.engine import run_pass
+from detectors.stats.bernoulli_cusum import BernoulliCusum
 from detectors.stats.calibration import bernoulli_lattice, gaussian_arl, gaussian_threshold
-from detectors.stats.cusum import BernoulliCusum, GaussianCusum
+from detectors.stats.gaussian_cusum import GaussianCusum
 from detectors.stats.two_sided import detector_from_dict
 from detectors.types import Rollup
 

@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.stats.cusum import (
-    BernoulliCusum,
-    GaussianCusum,
-    SequentialDetector,
-    WinsorisedGaussianCusum,
-)
+from detectors.stats.bernoulli_cusum import BernoulliCusum
+from detectors.stats.gaussian_cusum import GaussianCusum, WinsorisedGaussianCusum
+from detectors.stats.protocol import SequentialDetector
 from detectors.stats.two_sided import TwoSidedCusum, detector_from_dict
 
 Factory = Callable[[], SequentialDetector]

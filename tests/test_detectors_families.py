@@ -447,7 +447,8 @@ def test_approval_rate_drop_and_kpi_move_either_way_are_detected() -> None:
     "module",
     [
         "detectors.stats.calibration",
-        "detectors.stats.cusum",
+        "detectors.stats.bernoulli_cusum",
+        "detectors.stats.gaussian_cusum",
         "detectors.stats.two_sided",
         "detectors.stats.window",
         "detectors.stats.burn_rate",

@@ -18,18 +18,15 @@ from hypothesis import strategies as st
 from scipy import sparse, stats
 from scipy.sparse.linalg import spsolve
 
+from detectors.stats.bernoulli_cusum import BernoulliCusum
 from detectors.stats.calibration import (
     bernoulli_lattice,
     gaussian_arl,
     gaussian_threshold,
     lattice_arl,
 )
-from detectors.stats.cusum import (
-    BernoulliCusum,
-    GaussianCusum,
-    SequentialDetector,
-    WinsorisedGaussianCusum,
-)
+from detectors.stats.gaussian_cusum import GaussianCusum, WinsorisedGaussianCusum
+from detectors.stats.protocol import SequentialDetector
 from detectors.stats.two_sided import TwoSidedCusum
 
 Draw = Callable[[np.random.Generator, int], list[tuple[int, float]]]

@@ -1,7 +1,8 @@
 """Sequential and window statistics used by the signal families (pure functions)."""
 
+from detectors.stats.bernoulli_cusum import BernoulliCusum
 from detectors.stats.calibration import bernoulli_lattice, gaussian_threshold
-from detectors.stats.cusum import BernoulliCusum, GaussianCusum, WinsorisedGaussianCusum
+from detectors.stats.gaussian_cusum import GaussianCusum, WinsorisedGaussianCusum
 from detectors.stats.two_sided import TwoSidedCusum, detector_from_dict
 
 __all__ = [

@@ -5,7 +5,7 @@ Two Markov-chain methods, both cached on their (rounded) parameters:
 * Bernoulli: the LLR increments ``a = ln(p1/p0)`` (event) and ``b = ln((1-p1)/(1-p0))``
   (non-event) are put on an integer lattice (best rational approximation of ``a/|b|`` with a
   small denominator, Brook & Evans 1972 / Reynolds & Stoumbos 1999). The chart then *is* a
-  finite Markov chain, so its ARL is exact; :class:`~detectors.stats.cusum.BernoulliCusum`
+  finite Markov chain, so its ARL is exact; :class:`~detectors.stats.bernoulli_cusum.BernoulliCusum`
   runs on the same lattice, so the calibrated ARL0 is the detector's true ARL0.
 * Gaussian (plain or winsorised): the standardised CUSUM ``S = max(0, S + clip(z) - k)`` is
   discretised on ``m`` cells of ``[0, h]`` (Brook-Evans with the atom at 0), and ``h`` is

@@ -17,14 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.stats.cusum import (
-    DEFAULT_ARL0,
-    BernoulliCusum,
-    GaussianCusum,
-    SequentialDetector,
-    WinsorisedGaussianCusum,
-    check_arl0,
-)
+from detectors.stats.bernoulli_cusum import BernoulliCusum
+from detectors.stats.gaussian_cusum import GaussianCusum, WinsorisedGaussianCusum
+from detectors.stats.protocol import DEFAULT_ARL0, SequentialDetector, check_arl0
 
 
 class TwoSidedCusum:
