@@ -244,6 +244,8 @@ class EventSender:
             return self._enqueue(event)
         except Exception:
             log.warning("driftwarden: %s event not sent", kind, exc_info=True)
+            with self._cond:
+                self._counts.invalid += 1
             return None
 
     def _enqueue(self, event: Encoded) -> str | None:
