@@ -57,6 +57,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS: Final = 20  # lost CAS races retried; each retry re-reads the winner's state
+SOURCE_MAX_LENGTH: Final = 128  # the width of switches.source and audit.source
 
 
 class _Lost(Exception):
@@ -234,6 +235,8 @@ class SwitchService:
         always_audit: bool = False,
         notify: bool = True,
     ) -> ChangeResult:
+        # a long alert or policy name must not overflow the column (a 500 on PostgreSQL)
+        source = source[:SOURCE_MAX_LENGTH]
         for _ in range(MAX_ATTEMPTS):
             try:
                 with self.store.write() as conn:
