@@ -203,7 +203,16 @@ def _csv_rows(raw: bytes, opts: CostlogOptions) -> Iterator[tuple[int, dict[str,
 
 
 def _content_id(fmt: str, record: dict[str, Any], seen: dict[str, int]) -> str:
-    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    try:
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # orjson reads 1,024 levels but writes only 254; ids already stored were made by
+        # orjson, so another encoder for the rest would break nothing but is not worth it
+        # for records no real log nests so deep: the record is refused by its index
+        raise EventError(
+            "", "record is nested too deeply (over 254 levels) to be identified"
+        ) from None
+    digest = hashlib.sha256(canonical).hexdigest()[:32]
     seen[digest] = seen.get(digest, 0) + 1  # identical lines are distinct records
     return f"{fmt}:{digest}:{seen[digest]}"
 

@@ -248,3 +248,28 @@ def test_cost_logs_post_to_v1_events_with_a_format(sqlite_store: Store) -> None:
     assert reply.status_code == 200, reply.text
     assert (reply.json()["accepted"], again.json()["duplicates"]) == (2, 1)
     assert 'driftwarden_cost_unpriced_total{model="acme-13b"} 1.0' in metrics
+
+
+def _nested(depth: int) -> bytes:
+    """A record with no id (so it is identified by a hash of its content), ``depth`` deep."""
+    head = b'{"model": "gpt-4o", "prompt_tokens": 10, "usage": {"input_tokens": 10}, "x": '
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("fmt", ["litellm", "openai", "anthropic"])
+def test_deeply_nested_records_are_rejected_by_index_and_the_rest_stored(
+    store: Store, fmt: str
+) -> None:
+    good = {"model": "gpt-4o", "prompt_tokens": 10, "usage": {"input_tokens": 10}}
+    body = b"\n".join([orjson.dumps(good), _nested(500), _nested(900)])
+    with TestClient(make_app(store)) as client:
+        reply = client.post(
+            f"/v1/events?format={fmt}&workflow=wf",
+            content=body,
+            headers={"content-type": "application/x-ndjson"},
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in reply.json()["rejected"]] == [(2, ""), (3, "")]
+    assert "nested too deeply" in reply.json()["rejected"][0]["error"]
+    assert store.count_events() == 1
