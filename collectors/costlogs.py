@@ -11,6 +11,8 @@ events count cached tokens INSIDE ``input_tokens`` (see ``collectors.prices``):
 * ``litellm``: LiteLLM ``LiteLLM_SpendLogs`` rows (``request_id``, ``model``, ``spend``,
   ``prompt_tokens``, ``completion_tokens``, ``metadata``, ``startTime``, ``user``, ``team_id``).
   ``prompt_tokens`` follows OpenAI (includes cached). Naive ``startTime`` values are UTC.
+  ``spend: 0.0`` with tokens and no cache hit means LiteLLM could not price the call: it is
+  priced here (or counted unpriced), not kept as $0.
 * ``csv``: any CSV; ``columns`` maps event fields to column names (a column named like the
   field needs no mapping). Option ``input_includes_cached`` (default true) says which
   convention the file follows.
@@ -203,7 +205,16 @@ def _csv_rows(raw: bytes, opts: CostlogOptions) -> Iterator[tuple[int, dict[str,
 
 
 def _content_id(fmt: str, record: dict[str, Any], seen: dict[str, int]) -> str:
-    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    try:
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # orjson reads 1,024 levels but writes only 254; ids already stored were made by
+        # orjson, so another encoder for the rest would break nothing but is not worth it
+        # for records no real log nests so deep: the record is refused by its index
+        raise EventError(
+            "", "record is nested too deeply (over 254 levels) to be identified"
+        ) from None
+    digest = hashlib.sha256(canonical).hexdigest()[:32]
     seen[digest] = seen.get(digest, 0) + 1  # identical lines are distinct records
     return f"{fmt}:{digest}:{seen[digest]}"
 
@@ -283,7 +294,7 @@ def _litellm(record: dict[str, Any], opts: CostlogOptions) -> dict[str, Any]:
     _put(out, "provider", record.get("custom_llm_provider") or opts.provider)
     _put(out, "input_tokens", record.get("prompt_tokens"))
     _put(out, "output_tokens", record.get("completion_tokens"))
-    _put(out, "cost_usd", record.get("spend"))
+    _put(out, "cost_usd", _litellm_spend(record))
     _put(out, "team", record.get("team_id"))
     _put(out, "user", record.get("user") or record.get("end_user"))
     meta = _obj(record.get("metadata"))
@@ -299,6 +310,18 @@ def _litellm(record: dict[str, Any], opts: CostlogOptions) -> dict[str, Any]:
     if extra:
         out["attributes"] = extra
     return out
+
+
+def _litellm_spend(record: dict[str, Any]) -> Any:
+    """The row's ``spend``, but None for the 0.0 LiteLLM writes when it could not price a
+    call that used tokens (a model missing from its price map): such a row is priced
+    from genai-prices, or counted unpriced, never kept as free. A cache hit is free."""
+    spend = record.get("spend")
+    if spend != 0 or isinstance(spend, bool) or str(record.get("cache_hit")).lower() == "true":
+        return spend
+    tokens = [record.get(k) for k in ("prompt_tokens", "completion_tokens")]
+    used = any(isinstance(n, int | float) and not isinstance(n, bool) and n > 0 for n in tokens)
+    return None if used else spend
 
 
 def _naive_utc(ts: Any) -> Any:

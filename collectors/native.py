@@ -1,7 +1,8 @@
 """Native batches: a JSON array, ``{"events": [...]}``, one event object, or NDJSON.
 
 Each element is validated on its own so a bad event is rejected by index with the field
-named, and the good ones in the same batch are kept.
+named, and the good ones in the same batch are kept. A ``cost`` event with tokens and a
+model but no ``cost_usd`` is priced from genai-prices, as in the other collectors.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 
 import msgspec
 
+from collectors.prices import price_cost_events
 from monitor.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
@@ -88,6 +90,7 @@ def parse_batch(body: bytes, fmt: Format, received_at: float | None = None) -> P
         # batch down the one-by-one path, which names the index and field of each
         events = decode_events(b"[" + b",".join(raws) + b"]", received)
         if events is not None:
+            price_cost_events(events)
             return Parsed(events)
     return validate_items(list(enumerate(bytes(raw) for raw in raws)), received)
 
@@ -104,4 +107,5 @@ def validate_items(items: list[tuple[int, bytes]], received_at: float) -> Parsed
             out.events.append(decode_event(raw, received_at))
         except EventError as err:
             out.rejected.append(Rejected(index, err.field, str(err)))
+    price_cost_events(out.events)  # a cost without cost_usd, as the other collectors do
     return out

@@ -6,8 +6,9 @@ conventions (current and older names), OpenInference, and ``driftwarden.*`` attr
 what no convention has. ``collectors/README-mapping.md`` is the same table for users.
 
 Tokens and cost go on the ``cost`` event only, never also on the ``run``, so spend is
-counted once. Event ids are ``<trace id hex><span id hex>`` (+ ``:cost`` / ``:review``), so
-an exporter that retries a batch stores nothing twice.
+counted once. Event ids are ``<workflow>/<gen_ai.response.id>`` for a model call that has
+one, so two instrumentations of one call count once, else ``<trace id hex><span id hex>``
+(+ ``:cost`` / ``:review``), so an exporter that retries a batch stores nothing twice.
 
 >>> from collectors.otlp import SpanRecord, decode_request, iter_spans
 >>> span = SpanRecord("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "chat gpt-4o", 3,
@@ -24,6 +25,7 @@ an exporter that retries a batch stores nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from collectors.prices import fill_cost, unpriced_models
 from monitor.events import Event, EventError, convert_event
 
 Convert = Callable[[Any], Any]
+RESPONSE_ID: Final = "gen_ai.response.id"  # the provider's id of one model call
 
 
 def _text(value: Any) -> Any:
@@ -105,7 +108,7 @@ COST_RULES: Final = (
     Rule("cached_tokens", ("gen_ai.usage.cache_read.input_tokens",
                            "llm.token_count.prompt_details.cache_read"), _count),
     Rule("cost_usd", ("gen_ai.usage.cost", "llm.cost.total"), _number),
-    Rule("request_id", ("gen_ai.response.id",)),
+    Rule("request_id", (RESPONSE_ID,)),
 )
 CACHE_WRITE_KEYS: Final = ("gen_ai.usage.cache_write.input_tokens",
                            "gen_ai.usage.cache_creation.input_tokens",
@@ -131,6 +134,7 @@ _OI_EVAL: Final = re.compile(
 )
 _OI_EVAL_PREFIXES: Final = ("annotations.", "evaluations.")
 _MAX_MESSAGES: Final = 5
+_MAX_KEY: Final = 120  # event ids are at most 128 characters, ":review" included
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +250,10 @@ def _span_events(span: SpanRecord, options: MappingOptions, received_at: float) 
     if start > 0 and end > 0 and end < start:
         raise EventError("endTimeUnixNano", "is before startTimeUnixNano")
     attrs = span.attributes
-    key = span.trace_id + span.span_id
+    workflow = _workflow(span, options)
+    key = _event_key(span, workflow)
     common: dict[str, Any] = {
-        "workflow": _workflow(span, options),
+        "workflow": workflow,
         "ts": (end or start) / 1e9,
         "trace_id": span.trace_id,
     }
@@ -271,6 +276,24 @@ def _span_events(span: SpanRecord, options: MappingOptions, received_at: float) 
     if "decision" in review:
         events.append(_validate(review, review_sources, received_at))
     return events
+
+
+def _event_key(span: SpanRecord, workflow: str) -> str:
+    """The id of a span's run (its cost and review add a suffix).
+
+    A model call's ``gen_ai.response.id`` within its workflow when the span has one: the
+    provider SDK's own GenAI span and an instrumentation library's (OpenLLMetry,
+    OpenInference) are two root spans of one call, and must be one run and one cost. The
+    store keeps an id once, so this holds across requests too. Other spans: trace id +
+    span id, which an exporter's retry repeats.
+    """
+    response = span.attributes.get(RESPONSE_ID)
+    if isinstance(response, str) and response.strip():
+        key = f"{workflow}/{response.strip()}"
+        if len(key) <= _MAX_KEY:
+            return key
+        return "response:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return span.trace_id + span.span_id
 
 
 def _workflow(span: SpanRecord, options: MappingOptions) -> str:

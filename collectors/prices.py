@@ -272,3 +272,29 @@ def fill_cost(cost: dict[str, Any], cache_write_tokens: int = 0) -> None:
     if quote is not None:
         cost["cost_usd"] = quote.cost_usd
         cost["price_source"] = quote.source
+
+
+def price_cost_events(events: Iterable[Event]) -> None:
+    """``fill_cost`` for validated native ``cost`` events: one that names a model and
+    tokens but no ``cost_usd`` gets the price in force at its time, and ``price_source``.
+
+    The cost-log and OTLP collectors price their dicts before validation; native events
+    arrive validated, so they are priced here, in place.
+    """
+    for event in events:
+        if not isinstance(event, Cost) or event.cost_usd is not None or not event.model:
+            continue
+        try:
+            usage = TokenUsage(
+                event.input_tokens or 0, event.output_tokens or 0, event.cached_tokens or 0
+            )
+        except ValueError:
+            continue  # more cached than input tokens: not priced rather than priced wrong
+        if usage.empty:
+            continue
+        quote = price_tokens(
+            event.model, usage, provider=event.provider, at=datetime.fromtimestamp(event.epoch, UTC)
+        )
+        if quote is not None:
+            event.cost_usd = quote.cost_usd
+            event.price_source = quote.source

@@ -6,6 +6,11 @@ Rate signals count trials in ``count`` and events in ``successes``; value signal
 
 from typing import Final
 
+# the width of the ``signal`` columns (rollups, findings, detector state): a name built from
+# a prefix and a client's label (action, team, KPI) must fit, so events are validated
+# against it (monitor.events) rather than failing in the database
+SIGNAL_MAX_LENGTH: Final = 96
+
 # run events
 RUNS: Final = "runs"  # count = runs, successes = runs with status ok
 ERRORS: Final = "errors"  # rate: status == error

@@ -67,6 +67,7 @@ def serve(
     from monitor.logging import configure
     from monitor.runtime import (
         StartupError,
+        access_note,
         check_bind,
         demo_feeder,
         prepare_store,
@@ -108,7 +109,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         store=store.dialect,
-        auth="tokens" if settings.has_tokens else "open (loopback)",
+        auth=access_note(settings),
     )
     uvicorn.run(
         application,

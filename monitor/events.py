@@ -21,6 +21,8 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from rapidfuzz.distance import Levenshtein
 
+from detectors.signals import ACTION_ERRORS_PREFIX, SIGNAL_MAX_LENGTH
+
 MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_ATTRIBUTES_BYTES: Final = 16 * 1024
 MAX_BATCH_BYTES: Final = 10 * 1024 * 1024
@@ -32,6 +34,9 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # the regex through Python's re for every event, which doubled the decode time.
 Workflow = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# an action becomes the rollup signal ``action_errors.<action>``, which must fit its column
+MAX_ACTION_LENGTH: Final = SIGNAL_MAX_LENGTH - len(ACTION_ERRORS_PREFIX)
+Action = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ACTION_LENGTH)]
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 Amount = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
@@ -68,7 +73,7 @@ class Run(_Base, tag="run"):
     status: Literal["ok", "error", "timeout"] = "ok"
     retries: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
     latency_ms: Millis | None = None
-    action: Label | None = None
+    action: Action | None = None
     model: Label | None = None
     model_version: Label | None = None
     prompt_version: Label | None = None
@@ -118,6 +123,9 @@ _encoder: Final = msgspec.json.Encoder()
 _MIN_TS: Final = 946_684_800.0  # 2000-01-01: older stamps are almost always unit mistakes
 _MAX_FUTURE_S: Final = 86_400.0
 _WORKFLOW_RE: Final = re.compile(WORKFLOW_PATTERN)
+# PostgreSQL text cannot hold U+0000; in JSON it can only be written as this escape, so
+# events without it (nearly all) skip the field-by-field search below
+_NUL_ESCAPE: Final = b"\\u0000"
 _valid_workflows: set[str] = set()
 
 
@@ -137,6 +145,26 @@ def _field_from(err: msgspec.ValidationError) -> str:
 
 def _message_from(err: msgspec.ValidationError) -> str:
     return str(err).split(" - at `", 1)[0]
+
+
+def _nul_field(event: Event) -> str | None:
+    """The first field (path) whose text holds a NUL character, or None."""
+    stack: list[tuple[str, Any]] = [
+        (name, getattr(event, name)) for name in reversed(event.__struct_fields__)
+    ]
+    while stack:  # a loop, not recursion: attributes may nest deeply
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if "\x00" in key:
+                    return path
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return None
 
 
 def _finish(event: Event, received_at: float) -> Event:
@@ -203,6 +231,10 @@ def decode_event(raw: bytes, received_at: float | None = None) -> Event:
         raise EventError("", f"not valid JSON: {err}") from None
     except RecursionError:
         raise EventError("", "JSON nested too deeply") from None
+    if _NUL_ESCAPE in raw:
+        where = _nul_field(event)
+        if where is not None:
+            raise EventError(where, "must not contain a NUL character (U+0000)")
     return _finish(event, time.time() if received_at is None else received_at)
 
 
@@ -212,6 +244,8 @@ def decode_events(array: bytes, received_at: float) -> list[Event] | None:
     The fast path for whole batches; on None, decode the events one by one with
     ``decode_event`` to learn which are bad and why.
     """
+    if _NUL_ESCAPE in array:
+        return None  # the one-by-one path names the field
     try:
         events = _batch_decoder.decode(array)
         return [_finish(event, received_at) for event in events]

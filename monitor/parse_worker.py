@@ -1,9 +1,10 @@
 """A parse process: reads parse jobs on stdin, answers with prepared batches on stdout.
 
 Run by ``monitor.parse_pool`` as ``python -m monitor.parse_worker``. It imports only what
-parsing needs (about 20 MB), not the server. Frames are an 8-byte little-endian length and
-a pickle, both ways; the peer is always our own server process. The loop ends when stdin
-closes, which is also what happens when the server dies.
+parsing needs (about 40 MB, half of it the price table that prices native cost events), not
+the server. Frames are an 8-byte little-endian length and a pickle, both ways; the peer is
+always our own server process. The loop ends when stdin closes, which is also what happens
+when the server dies.
 """
 
 from __future__ import annotations

@@ -24,15 +24,23 @@ class StartupError(Exception):
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return False  # "" among them: the server would listen on every interface
 
 
 def check_bind(settings: Settings, insecure: bool) -> None:
+    if not settings.host.strip():
+        # uvicorn (asyncio) binds an empty host on 0.0.0.0 and [::]: an empty variable
+        # must not quietly open the daemon to the network, tokens or not
+        raise StartupError(
+            "the listen address is empty (DRIFTWARDEN_HOST= or --host ''), which would "
+            "listen on every interface: give one, e.g. 127.0.0.1 (this machine only) or "
+            "0.0.0.0 (every interface; needs tokens or --insecure)"
+        )
     if settings.has_tokens or is_loopback(settings.host) or insecure:
         return
     raise StartupError(
@@ -40,6 +48,13 @@ def check_bind(settings: Settings, insecure: bool) -> None:
         "reach it could ingest data and flip kill switches. Set DRIFTWARDEN_INGEST_TOKENS, "
         "DRIFTWARDEN_READ_TOKENS and DRIFTWARDEN_CONTROL_TOKENS, or pass --insecure."
     )
+
+
+def access_note(settings: Settings) -> str:
+    """How callers are let in, as the start-up log line says it."""
+    if settings.has_tokens:
+        return "tokens"
+    return "open (loopback)" if is_loopback(settings.host) else "open (--insecure: no tokens)"
 
 
 def prepare_store(store: Store, migrate: bool | None) -> None:

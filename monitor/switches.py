@@ -13,14 +13,16 @@ reason. A workflow never written reads as its configured default mode at version
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 import structlog
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
+from detectors.signals import ACTION_ERRORS_PREFIX
 from monitor.settings import FileConfig
 from monitor.store import Store
 from monitor.store import schema as t
@@ -57,6 +59,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS: Final = 20  # lost CAS races retried; each retry re-reads the winner's state
+SOURCE_MAX_LENGTH: Final = 128  # the width of switches.source and audit.source
 
 
 class _Lost(Exception):
@@ -85,6 +88,7 @@ class SwitchService:
     _cache: dict[str, tuple[float, SwitchState]] = field(default_factory=dict, repr=False)
     _all: tuple[float, list[SwitchState]] | None = field(default=None, repr=False)
     _generation: int = field(default=0, repr=False)  # bumped by every local commit
+    _used: UsedActions = field(default_factory=lambda: UsedActions(), repr=False)
 
     # -- reads -------------------------------------------------------------------------
     def cached(self, workflow: str) -> SwitchState | None:
@@ -130,6 +134,26 @@ class SwitchService:
         if generation == self._generation:
             self._all = (read_at, states)
         return states
+
+    def with_actions(self) -> list[tuple[SwitchState, tuple[str, ...]]]:
+        """Every switch of ``all()`` and every workflow that has used an action, each with
+        the actions a flag reader may ask about (used or disabled; sorted).
+
+        A bulk flag reader (OFREP) sees only the keys listed; listing each used action
+        gives it the safe value in manual mode instead of its own default.
+        """
+        used = self.used_actions()
+        states = {s.workflow: s for s in self.all()}
+        for wf in used.keys() - states.keys():
+            states[wf] = self._default(wf)  # no row: all() lists every written switch
+        return [
+            (s, tuple(sorted(used.get(wf, set()) | set(s.disabled_actions))))
+            for wf, s in sorted(states.items())
+        ]
+
+    def used_actions(self) -> dict[str, set[str]]:
+        """The switchable actions each workflow's runs have named (from the rollups)."""
+        return self._used.read(self.store, self.read_ttl)
 
     def audit(
         self,
@@ -234,6 +258,8 @@ class SwitchService:
         always_audit: bool = False,
         notify: bool = True,
     ) -> ChangeResult:
+        # a long alert or policy name must not overflow the column (a 500 on PostgreSQL)
+        source = source[:SOURCE_MAX_LENGTH]
         for _ in range(MAX_ATTEMPTS):
             try:
                 with self.store.write() as conn:
@@ -412,3 +438,47 @@ def _seen(conn: Connection, dedup_key: str) -> bool:
         conn.execute(select(t.audit.c.id).where(t.audit.c.dedup_key == dedup_key)).first()
         is not None
     )
+
+
+class UsedActions:
+    """(workflow, action) pairs seen in the ``action_errors.<action>`` rollups.
+
+    Rollup rows carry increasing ``seq`` numbers: after one full read, each refresh reads
+    only rows newer than the last one seen (the ``seq`` index), so it stays cheap however
+    large the table grows, and sees what other replicas ingested. Names a switch cannot
+    address (``ACTION_PATTERN``) are left out. Compaction rewrites rows but keeps their
+    names, and pruning may drop an action unused for the retention period: a set that only
+    grows is the safe side.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, set[str]] = {}
+        self._seq = 0
+        self._read_at: float | None = None
+
+    def read(self, store: Store, ttl: float) -> dict[str, set[str]]:
+        with self._lock:
+            if self._read_at is None or time.monotonic() - self._read_at >= ttl:
+                self._refresh(store)
+            return {wf: set(actions) for wf, actions in self._seen.items()}
+
+    def _refresh(self, store: Store) -> None:
+        r = t.rollups.c
+        read_at = time.monotonic()
+        with store.read() as conn:
+            top = conn.execute(select(func.max(r.seq))).scalar()
+            if top is None or int(top) <= self._seq:
+                self._read_at = read_at
+                return
+            rows = conn.execute(
+                select(r.workflow, r.signal)
+                .where(r.seq > self._seq, r.seq <= top)
+                .where(r.signal.startswith(ACTION_ERRORS_PREFIX, autoescape=True))
+                .distinct()
+            )
+            for workflow, signal in rows:
+                action = signal[len(ACTION_ERRORS_PREFIX) :]
+                if ACTION_PATTERN.match(action):
+                    self._seen.setdefault(workflow, set()).add(action)
+        self._seq, self._read_at = int(top), read_at

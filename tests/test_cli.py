@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,11 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.cli_data import parse_age
+from monitor.runtime import access_note, is_loopback
+from monitor.settings import Settings
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision
+from tests.daemon import free_port
 
 runner = CliRunner()
 
@@ -86,3 +92,29 @@ def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("30d", 2_592_000), ("12h", 43_200), ("90m", 5400)])
 def test_ages_parse_to_seconds(text: str, seconds: float) -> None:
     assert parse_age(text) == seconds
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_serve_refuses_an_empty_host_which_would_listen_everywhere(
+    tmp_path: Path, how: str
+) -> None:
+    env = {**os.environ, "DRIFTWARDEN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    args = [sys.executable, "-m", "monitor.cli", "serve", "--port", str(free_port())]
+    if how == "flag":
+        args += ["--host", ""]
+    else:
+        env["DRIFTWARDEN_HOST"] = ""
+    # before the fix the daemon started on 0.0.0.0 and [::]: the timeout ends it
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "listen address is empty" in flat(done.stderr)
+    assert "every interface" in flat(done.stderr)
+
+
+def test_the_start_line_says_open_loopback_only_on_loopback() -> None:
+    assert not is_loopback("")
+    assert access_note(Settings(host="127.0.0.1", _env_file=None)) == "open (loopback)"
+    assert access_note(Settings(host="::1", _env_file=None)) == "open (loopback)"
+    assert "insecure" in access_note(Settings(host="0.0.0.0", _env_file=None))
+    with_tokens = Settings(host="0.0.0.0", read_tokens=["r"], _env_file=None)  # type: ignore[arg-type]
+    assert access_note(with_tokens) == "tokens"

@@ -9,12 +9,14 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
+from sqlalchemy import select
 
 from collectors.costlogs import FORMATS, CostlogOptions, parse_costlog
 from collectors.native import BatchError
 from collectors.prices import PRICE_SOURCE
 from monitor.events import Cost
 from monitor.store import Store
+from monitor.store import schema as t
 from tests.otlp_support import make_app
 
 CREATED = 1_795_000_000  # 2026-11-18
@@ -248,3 +250,61 @@ def test_cost_logs_post_to_v1_events_with_a_format(sqlite_store: Store) -> None:
     assert reply.status_code == 200, reply.text
     assert (reply.json()["accepted"], again.json()["duplicates"]) == (2, 1)
     assert 'driftwarden_cost_unpriced_total{model="acme-13b"} 1.0' in metrics
+
+
+def _nested(depth: int) -> bytes:
+    """A record with no id (so it is identified by a hash of its content), ``depth`` deep."""
+    head = b'{"model": "gpt-4o", "prompt_tokens": 10, "usage": {"input_tokens": 10}, "x": '
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("fmt", ["litellm", "openai", "anthropic"])
+def test_deeply_nested_records_are_rejected_by_index_and_the_rest_stored(
+    store: Store, fmt: str
+) -> None:
+    good = {"model": "gpt-4o", "prompt_tokens": 10, "usage": {"input_tokens": 10}}
+    body = b"\n".join([orjson.dumps(good), _nested(500), _nested(900)])
+    with TestClient(make_app(store)) as client:
+        reply = client.post(
+            f"/v1/events?format={fmt}&workflow=wf",
+            content=body,
+            headers={"content-type": "application/x-ndjson"},
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in reply.json()["rejected"]] == [(2, ""), (3, "")]
+    assert "nested too deeply" in reply.json()["rejected"][0]["error"]
+    assert store.count_events() == 1
+
+
+def test_litellm_zero_spend_is_repriced_or_unpriced_but_a_cache_hit_stays_free(
+    store: Store,
+) -> None:
+    rows = [
+        {**SPEND_ROW, "request_id": "zero", "spend": 0.0},  # LiteLLM could not price it
+        {**SPEND_ROW, "request_id": "odd", "spend": 0.0, "model": "acme-13b"},
+        {**SPEND_ROW, "request_id": "hit", "spend": 0.0, "cache_hit": "True"},
+        {**SPEND_ROW, "request_id": "none", "spend": 0, "prompt_tokens": 0, "completion_tokens": 0},
+    ]
+    with TestClient(make_app(store)) as client:
+        reply = client.post(
+            "/v1/events?format=litellm",
+            content=orjson.dumps(rows),
+            headers={"content-type": "application/json"},
+        )
+        metrics = client.get("/metrics").text
+    assert reply.status_code == 200 and reply.json()["accepted"] == 4, reply.text
+    with store.read() as conn:
+        found = {
+            r[0]: orjson.loads(r[1])
+            for r in conn.execute(select(t.events.c.id, t.events.c.payload))
+        }
+    at = datetime(2026, 11, 18, 17, 33, 20, 123000, tzinfo=UTC).timestamp()
+    priced = found["litellm:zero"]
+    usage = {"input_tokens": 1000, "output_tokens": 100, "cache_read_tokens": 400}
+    assert priced["cost_usd"] == pytest.approx(reference("gpt-4o", at=at, **usage))
+    assert priced["price_source"] == PRICE_SOURCE
+    assert found["litellm:odd"].get("cost_usd") is None
+    assert 'driftwarden_cost_unpriced_total{model="acme-13b"} 1.0' in metrics
+    assert found["litellm:hit"]["cost_usd"] == 0.0
+    assert found["litellm:none"]["cost_usd"] == 0

@@ -107,6 +107,16 @@ def plan_alert(
     starts = str(alert.get("startsAt") or "")
     annotations = alert.get("annotations") or {}
     summary = str(annotations.get("summary", "")) if isinstance(annotations, dict) else ""
+    # these reach text columns, and PostgreSQL text cannot hold U+0000: a 400, which
+    # Alertmanager does not retry, rather than a 500 it would retry forever
+    for name, value in (
+        ("labels.alertname", alertname),
+        ("fingerprint", fingerprint),
+        ("startsAt", starts),
+        ("annotations.summary", summary),
+    ):
+        if "\x00" in value:
+            raise BadAlert(f"{where}.{name}", "must not contain a NUL character (U+0000)")
     plan = AlertPlan(
         index,
         workflow,

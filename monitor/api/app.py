@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from monitor import __version__
 from monitor.alarm_budget import false_alarm_budgets
 from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
+from monitor.api.guards import RequestGuard
 from monitor.api.switches import switch_hook
 from monitor.findings_metrics import FindingsCollector
 from monitor.ingest import IngestService
@@ -71,6 +72,7 @@ def create_app(
         )
     )
     errors.install(app)
+    app.add_middleware(RequestGuard)
     app.include_router(health.router)
     app.include_router(ingest.router)
     for module in (otlp, findings, switches, ofrep, alertmanager):

@@ -4,8 +4,8 @@ Flag keys: ``{workflow}.mode`` (string auto|review|manual) and
 ``{workflow}.action.{name}`` (boolean, true = the AI may run the action by itself: the
 action is not disabled and the mode is not manual). Every success carries ``variant``
 (the Python provider fails without it); a missing ``targetingKey`` is fine (the
-provider sends ``{"context": {}}``). Bulk evaluation answers with an ``ETag`` and 304 on
-a matching ``If-None-Match``.
+provider sends ``{"context": {}}``). Bulk evaluation lists a flag per action each workflow
+has used, and answers with an ``ETag`` and 304 on a matching ``If-None-Match``.
 """
 
 from __future__ import annotations
@@ -121,25 +121,29 @@ async def evaluate_all(
     if_none_match: Annotated[str | None, Header()] = None,
     _caller: str = Depends(caller("read")),
 ) -> Response:
-    """Every switch's mode flag and a flag per disabled action. A context attribute
-    ``workflow`` narrows the answer to that workflow."""
+    """Every switch's mode flag and a flag per action the workflow has used or has
+    disabled (false while disabled or in manual mode): a bulk reader, such as the web
+    provider, only knows the keys listed here, and would read its own default (usually
+    "allowed") for any other. A context attribute ``workflow`` narrows the answer to that
+    workflow."""
     context = await _context(request)
     if isinstance(context, str):
         code, _, details = context.partition(":")
         return _failure(400, None, code, details)
     service = switch_service(request.app)
-    cached = service.cached_all()
-    states = cached if cached is not None else await anyio.to_thread.run_sync(service.all)
     only = context.get("workflow")
+    if isinstance(only, str) and not WORKFLOW_RE.match(only):
+        return _failure(400, None, "INVALID_CONTEXT", f"workflow must match {WORKFLOW_PATTERN}")
+    entries = await anyio.to_thread.run_sync(service.with_actions)
     if isinstance(only, str):
-        if not WORKFLOW_RE.match(only):
-            return _failure(400, None, "INVALID_CONTEXT", f"workflow must match {WORKFLOW_PATTERN}")
         # a workflow never written still has a (default) mode
-        states = [s for s in states if s.workflow == only] or [await read_state(service, only)]
+        entries = [e for e in entries if e[0].workflow == only] or [
+            (await read_state(service, only), ())
+        ]
     flags = []
-    for state in states:
+    for state, actions in entries:
         flags.append(evaluate(f"{state.workflow}.mode", state, None))
-        for action in state.disabled_actions:
+        for action in actions:
             flags.append(evaluate(f"{state.workflow}.action.{action}", state, action))
     body = json.dumps({"flags": flags}, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

@@ -154,6 +154,8 @@ class SwitchChange(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("reason must say why (it is kept in the audit log)")
+        if "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValueError("reason must not contain a NUL character (U+0000)")
         return value.strip()
 
     @model_validator(mode="after")

@@ -14,11 +14,20 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or is locked; the caller should retry later."""
 
 
+# PostgreSQL's read_only_sql_transaction: a standby after a failover, or a database set
+# read-only; psycopg raises it as an InternalError, but it means "retry later" (503)
+_READ_ONLY_SQLSTATE = "25006"
+
+
 def is_unavailable(err: BaseException) -> bool:
     """True for errors that mean "the store is down", not "the statement is wrong"."""
     if isinstance(err, OperationalError):
-        return True
-    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+        return True  # SQLite's "database or disk is full" and PostgreSQL's DiskFull among them
+    if not isinstance(err, DBAPIError):
+        return False
+    return bool(err.connection_invalidated) or (
+        getattr(err.orig, "sqlstate", None) == _READ_ONLY_SQLSTATE
+    )
 
 
 def make_engine(

@@ -21,6 +21,8 @@ from sqlalchemy import (
     func,
 )
 
+from detectors.signals import SIGNAL_MAX_LENGTH
+
 metadata = MetaData()
 
 events = Table(
@@ -40,7 +42,7 @@ rollups = Table(
     "rollups",
     metadata,
     Column("workflow", String(64), primary_key=True),
-    Column("signal", String(96), primary_key=True),
+    Column("signal", String(SIGNAL_MAX_LENGTH), primary_key=True),
     Column("bucket", BigInteger, primary_key=True),  # minute start, epoch seconds
     Column("count", BigInteger, nullable=False),
     Column("successes", BigInteger, nullable=False),
@@ -113,7 +115,7 @@ findings = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("workflow", String(64), nullable=False),
-    Column("signal", String(96), nullable=False),
+    Column("signal", String(SIGNAL_MAX_LENGTH), nullable=False),
     Column("detector", String(32), nullable=False),
     Column("status", String(16), nullable=False),
     Column("value", Float),
@@ -137,7 +139,7 @@ detector_state = Table(
     "detector_state",
     metadata,
     Column("workflow", String(64), primary_key=True),
-    Column("signal", String(96), primary_key=True),
+    Column("signal", String(SIGNAL_MAX_LENGTH), primary_key=True),
     Column("detector", String(32), primary_key=True),
     Column("state", Text, nullable=False),  # JSON
     Column("last_seq", BigInteger, nullable=False, default=0),

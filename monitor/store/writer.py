@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from monitor.events import Event
 from monitor.prepare import EVENT_COLUMNS, EventRow, Prepared, prepare, restrict
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from monitor.settings import Settings
 
 ROLLUP_SEQ = "rollups"
+WRITE_PROBE = "write_probe"  # a ``sequences`` row only readiness writes
 ROLLUP_COLUMNS = (
     "workflow",
     "signal",
@@ -74,6 +77,9 @@ class Store:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._max_variables: int | None = None
         self._statements = _Statements.build(self)
+        # why the last write transaction failed, until one succeeds (readiness reads it:
+        # reads may work while every write fails, e.g. a full disk or a read-only standby)
+        self.write_failure: str | None = None
 
     @property
     def takes_copy(self) -> bool:
@@ -109,11 +115,36 @@ class Store:
             with self.engine.execution_options(dw_write=True).begin() as conn:
                 yield conn
         except SQLAlchemyError as err:
+            if is_unavailable(err):
+                self.write_failure = str(err).splitlines()[0]
             _unavailable(err)
             raise
+        else:
+            self.write_failure = None
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+
+    def room_left(self) -> int | None:
+        """Bytes a SQLite database file can still grow by: its filesystem's free space, or
+        less under ``PRAGMA max_page_count``. None for PostgreSQL, whose disk is not ours
+        to see (its failures reach ``write_failure``)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return None
+        with self.read() as conn:
+            size, used, most = (
+                int(conn.exec_driver_sql(f"PRAGMA {name}").scalar() or 0)
+                for name in ("page_size", "page_count", "max_page_count")
+            )
+        free = shutil.disk_usage(Path(path).resolve().parent).free
+        return min(free, max(0, most - used) * size)
+
+    def probe_write(self) -> None:
+        """A write that really writes (a page on SQLite), to learn whether writes work
+        again; raises StoreUnavailable while they do not."""
+        with self.write() as conn:
+            self.set_counter(conn, WRITE_PROBE, time.time_ns())
 
     @contextmanager
     def writers_paused(self) -> Iterator[None]:
@@ -204,15 +235,19 @@ class Store:
         The input was formatted in the parse process, so this costs the server no per-row
         Python at all.
         """
-        from psycopg.errors import UniqueViolation  # only the PostgreSQL store needs it
+        import psycopg  # only the PostgreSQL store needs it
 
         sql = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
         raw: Any = conn.connection.dbapi_connection  # psycopg's own connection
         try:
             with conn.begin_nested(), raw.cursor() as cursor, cursor.copy(sql) as copy:
                 copy.write(data)
-        except UniqueViolation:
+        except psycopg.errors.UniqueViolation:
             return False
+        except psycopg.Error as err:
+            # the driver's own error, past SQLAlchemy: wrap it as SQLAlchemy would, so that
+            # a lost connection or a read-only database is a 503 like on every other path
+            raise DBAPIError.instance(sql, None, err, psycopg.Error) from err
         return True
 
     def _insert_new_postgres(self, conn: Connection, rows: list[EventRow]) -> set[str]:
