@@ -270,12 +270,20 @@ class ChartSet:
         clip: float | None,
         max_h_factor: float,
     ) -> None:
-        """Calibrate one member (None when the spread makes it infeasible)."""
+        """Calibrate one member (None when the spread makes it infeasible).
+
+        The day member is kept at any threshold up to 50x the known-baseline one, as the
+        largest shift is: with real day-to-day variation (edit rates +-12 % a day) it is the
+        only member that can see a lasting moderate shift, and a learned baseline's error
+        keeps it from the tight threshold for two weeks (measured: infeasible at 2.5x, a
+        0.20 -> 0.35 ramp read "ok" for 11 days)."""
         nats = m.s * m.unit if m.ready else 0.0
         if m.scale == "day":
             m.rate = None
             m.mean = (
-                calibrate_mean(m.param, max(cal.day_arl0, 2.0), cal.day_spread, batch=1)
+                calibrate_mean(
+                    m.param, max(cal.day_arl0, 2.0), cal.day_spread, batch=1, max_h_factor=50.0
+                )
                 if math.isfinite(cal.day_spread)
                 else None
             )
@@ -296,6 +304,15 @@ class ChartSet:
             m.s = round(nats / m.unit) if m.rate is not None else nats / m.unit
         else:
             m.s = 0.0
+
+    def keep_day_members(self, old: ChartSet) -> None:
+        """Carry the day members' statistics over from ``old`` (same design labels)."""
+        saved = {m.label: m for m in old.members if m.scale == "day"}
+        for m in self.members:
+            prev = saved.get(m.label)
+            if prev is not None and m.scale == "day" and m.ready and prev.ready:
+                m.s, m.zero_at = prev.s, prev.zero_at
+                m.n_since, m.v_since = prev.n_since, prev.v_since
 
     # -- updates -------------------------------------------------------------------------
     def update_rate(self, n: int, k: int, level: float, end: float) -> None:

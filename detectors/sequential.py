@@ -67,7 +67,7 @@ from detectors.baseline import (
 from detectors.charts import Calibration, ChartSet, SubChart, members
 from detectors.config import DetectionConfig
 from detectors.dispersion import MIN_DAY_OBS
-from detectors.signal_state import Budget, Sample, SignalState, Totals, WindowBucket
+from detectors.signal_state import Budget, DayRef, Sample, SignalState, Totals, WindowBucket
 from detectors.stats.dist import binom_cdf, binom_sf, norm_cdf, norm_sf
 from detectors.stats.mixture import mean_chart_arl
 from detectors.stats.window import (
@@ -191,26 +191,6 @@ def _spread(st: SignalState, now: float, config: DetectionConfig) -> float:
 BASE_CHECKPOINTS = (3, 7, 14)  # days after which a learned baseline is refined
 
 
-def _day_spread(st: SignalState, now: float, config: DetectionConfig, per_day: float) -> float:
-    """The baseline's error in day-level sd, for the day chart's calibration: a baseline
-    learned in one day carries that day's own level, which the day chart would otherwise
-    read as a persistent shift (it is infeasible then, and becomes useful as the baseline
-    is refined over 3, 7 and 14 days)."""
-    b = st.baseline
-    assert b is not None
-    tau = st.day_sd(now, config)
-    n = max(per_day, 1.0)
-    if st.kind == "rate":
-        p = min(max(b.value, 1e-6), 1 - 1e-6)
-        var_obs, se2 = p * (1 - p), (p * (1 - p) / b.samples if b.samples else 0.0)
-    else:
-        var_obs = _sd_of(b) ** 2
-        se2 = var_obs / b.samples if b.samples else 0.0
-    sd_day = math.sqrt(tau**2 + var_obs / n)
-    err = math.sqrt(se2 + (tau**2 / max(st.base_days, 1) if b.samples else 0.0))
-    return _grid_up(err / sd_day, 2.0**0.25) if err > 0 else 0.0
-
-
 def chart_budget(config: DetectionConfig, workflow: str, charts: int, per_day: float) -> Budget:
     """Per-chart in-control ARL (observations) from the workflow's monthly budget."""
     total = config.budget_for(workflow)
@@ -274,10 +254,10 @@ class _Run:
         samples = len(st.samples) if enough else 0
         batch = 1 if samples else design_batch(st.sizes)
         day_arl0 = _grid_up(each / max(per_day, 1.0), 2.0)
-        day_spread = _day_spread(st, self.now, cfg, per_day)
-        if before and before.day_spread / 1.42 < day_spread <= before.day_spread:
-            day_spread = before.day_spread
-        return Calibration(each, spread, batch, samples, day_arl0, day_spread)
+        # the day chart is self-starting (signal_state.DayRef): no allowance for the
+        # baseline's error (with one, a learned baseline's chart stayed infeasible, or at a
+        # threshold of ~390 nats, for its first two weeks)
+        return Calibration(each, spread, batch, samples, day_arl0, 0.0)
 
     def ensure_charts(self) -> None:
         """Charts for the baseline, calibrated for the current budget and spread.
@@ -358,7 +338,7 @@ class _Run:
         st.baseline = base.baseline(source)
         st.base_totals = Totals(float(base.n), base.total, base.total_sq)
         st.base_days = len({int(c[0]) // DAY for c in chunks})
-        st.charts = None
+        st.charts, st.day_ref = None, None
         st.version = st.shadow_version or st.version
         if st.kind == "mean":
             mu, sd = st.baseline.value, _sd_of(st.baseline)
@@ -392,6 +372,7 @@ def run_chart(
     run = _Run(spec, st, config, now, workflow, charts)
     if fixed_baseline is not None and st.baseline != fixed_baseline:
         st.baseline, st.charts, st.learning, st.shadow = fixed_baseline, None, None, None
+        st.day_ref = None
         st.version = model_version
     if (
         st.baseline is not None
@@ -456,6 +437,7 @@ def run_chart(
     keep_from = now - now % DAY - _KEEP_DAYS * DAY
     st.days = {d: v for d, v in st.days.items() if d >= keep_from}
     st.alarm_days = [d for d in st.alarm_days if d >= keep_from]
+    st.drift_days = [d for d in st.drift_days if d >= keep_from]
 
     if st.baseline is not None:
         run.ensure_charts()
@@ -487,19 +469,35 @@ def _feed_days(run: _Run) -> None:
     # estimate, 1 false day-chart alarm per 3 chart-months on beta-binomial days)
     days = st.complete_days(now)
     n_days = len([d for d in days if d[0] >= MIN_DAY_OBS])
+    per_day = st.rate_per_day(now)
     tau = st.day_sd(now, run.config, days) * (1.0 + 1.5 * math.sqrt(2.0 / max(n_days + 1, 2)))
     for d in done:
         if d <= st.day_fed:
             continue
+        if abs(_day_z(run, st.days[d])) > _DRIFT_Z and d not in st.drift_days:
+            st.drift_days.append(d)
         n, v = st.days[d].n, st.days[d].value
         if st.kind == "rate":
             p = min(max(b.value, 1e-6), 1 - 1e-6)
-            sd_day = math.sqrt(tau**2 + p * (1 - p) / n)
+            var_obs = p * (1 - p)
         else:
-            sd_day = math.sqrt(tau**2 + _sd_of(b) ** 2 / n)
-        charts.update_day(v / n, b.value, sd_day, d + DAY)
+            var_obs = _sd_of(b) ** 2
+        sd_day = math.sqrt(tau**2 + var_obs / n)
+        ref = st.day_ref
+        if ref is None and b.samples is not None:  # learned: start from its learning days
+            ref = st.day_ref = DayRef(float(max(st.base_days, 1)), b.value * max(st.base_days, 1))
+        level = ref.level if ref is not None else b.value
+        # the reference's own error: a mean of ``days`` typical days (declared: none)
+        ref_var = (tau**2 + var_obs / max(per_day, 1.0)) / ref.days if ref is not None else 0.0
+        sd = math.sqrt(sd_day**2 + ref_var)
+        charts.update_day(v / n, level, sd, d + DAY)
         charts.judge(d + DAY, run.live(d + DAY - 1), b.value)
         st.day_fed = d
+        if ref is not None:
+            if charts.episode is not None or d in st.alarm_days:
+                ref.drop_pending()
+            elif abs(v / n - level) <= _REFINE_Z * sd:
+                ref.offer(d, v / n, _DAY_REF_LAG, _DAY_REF_CAP)
         if _refine(run, d):  # new charts: the days after this one start them afresh
             st.day_fed = max(d, today - DAY)
             return
@@ -523,7 +521,7 @@ def _refine(run: _Run, day: int) -> bool:
     ):
         return False
     t = st.days[day]
-    if t.n < MIN_DAY_OBS:
+    if t.n < MIN_DAY_OBS or abs(_day_z(run, t)) > _REFINE_Z:
         return False
     st.base_totals.add(t.n, t.value, t.sumsq)
     st.base_days += 1
@@ -532,13 +530,45 @@ def _refine(run: _Run, day: int) -> bool:
     tot = st.base_totals
     learner = BaselineLearner(st.kind, int(tot.n), tot.value, tot.sumsq)
     st.baseline = learner.baseline(b.source)
+    old = st.charts
     st.charts = None
     if st.kind == "mean":
         old_mu, old_sd = b.value, _sd_of(b)
         mu, sd = st.baseline.value, _sd_of(st.baseline)
         st.samples = [Sample(n_, ((old_mu + z * old_sd) - mu) / sd) for n_, z in st.samples]
     run.ensure_charts()
+    if old is not None and st.charts is not None:
+        # the day member watches the day reference, not this baseline: its evidence stays
+        st.charts.keep_day_members(old)
     return True
+
+
+def _day_z(run: _Run, t: Totals) -> float:
+    """A complete day's level against the baseline, in sd of the day's own noise, the
+    day-to-day variation and the baseline's error."""
+    st = run.st
+    b = st.baseline
+    assert b is not None
+    tau = st.day_sd(run.now, run.config)
+    if st.kind == "rate":
+        p = min(max(b.value, 1e-6), 1 - 1e-6)
+        var_obs, se2 = p * (1 - p), (p * (1 - p) / b.samples if b.samples else 0.0)
+    else:
+        var_obs = _sd_of(b) ** 2
+        se2 = var_obs / b.samples if b.samples else 0.0
+    err2 = se2 + (tau**2 / max(st.base_days, 1) if b.samples else 0.0)
+    sd = math.sqrt(tau**2 + var_obs / t.n + err2)
+    return (t.value / t.n - b.value) / sd
+
+
+# Only days within 2.5 sd of the baseline refine it: a slow ramp's days would otherwise be
+# learned as normal (measured: an edit rate ramping 0.20 -> 0.35 over 7 days moved a
+# learned baseline to 0.25 at its 14-day refinement). Days beyond 3 sd are not used for
+# the day-to-day variation either (the ramp had also tripled it, blinding every member).
+_REFINE_Z = 2.5
+_DRIFT_Z = 3.0
+_DAY_REF_CAP = 28.0  # the day reference follows a slow seasonal move over about 4 weeks
+_DAY_REF_LAG = 7  # days before a day joins the day reference (signal_state.DayRef)
 
 
 def _worse(run: _Run, new: BaselineLearner) -> bool:
@@ -591,7 +621,7 @@ def _adopt_shadow(run: _Run, model_version: str | None) -> None:
     if st.kind == "mean":
         mu, sd = st.baseline.value, _sd_of(st.baseline)
         st.samples = [Sample(int(n), (m - mu) / sd) for n, m in lr.thinned()]
-    st.day_fed = None
+    st.day_fed, st.day_ref = None, None
     run.ensure_charts()
 
 
@@ -689,6 +719,16 @@ def _finding(run: _Run, window: list[WindowBucket]) -> Finding:
         ev["reason"] = "no data in the window"  # a dead feed is not healthy
         if episode is not None:
             ev["episode_start"] = episode.start
+        return finding
+    if lead is None and episode is None:
+        # every member is infeasible: the signal varies from day to day more than any
+        # shift the set could detect within the budget, until more days pin the baseline
+        # down. A blind chart is not evidence of health (measured: a 0.20 -> 0.35 ramp
+        # over 7 days read "ok" for 11 days on 12 %-a-day edit rates).
+        ev["reason"] = (
+            f"day-to-day variation too large to detect a shift within the budget yet "
+            f"(day sd {st.day_sd(now, config):.3g}; baseline on {st.base_days} days)"
+        )
         return finding
     if episode is not None:
         finding.status = Status.CRITICAL

@@ -85,6 +85,50 @@ class Budget:
         )
 
 
+@dataclass(slots=True)
+class DayRef:
+    """The day chart's reference: the mean level of in-control days (the learning days,
+    then each complete day that is neither in alarm nor far off). A day is compared with
+    the mean of earlier days, that mean's own error in the sd (a self-starting chart: it
+    needs no allowance for the error of a baseline learned in a day or two).
+
+    A day joins the reference only ``lag`` days later, if no alarm came in between: a
+    slow ramp's early days would otherwise become the reference for its later ones
+    (measured: a 0.20 -> 0.35 ramp over 7 days was followed and never alarmed)."""
+
+    days: float
+    level_sum: float
+    pending: list[tuple[int, float]] = field(default_factory=list)  # (day, level)
+
+    @property
+    def level(self) -> float:
+        return self.level_sum / self.days
+
+    def offer(self, day: int, level: float, lag_days: int, cap: float) -> None:
+        """Queue a day; move the days at least ``lag_days`` old into the reference. Beyond
+        ``cap`` days the oldest weigh less (a slow seasonal move is followed)."""
+        self.pending.append((day, level))
+        while self.pending and self.pending[0][0] <= day - lag_days * DAY:
+            _, old = self.pending.pop(0)
+            if self.days >= cap:
+                self.level_sum *= (cap - 1.0) / self.days
+                self.days = cap - 1.0
+            self.days += 1.0
+            self.level_sum += old
+
+    def drop_pending(self) -> None:
+        """An alarm: the queued days may be part of the change."""
+        self.pending.clear()
+
+    def to_list(self) -> list[Any]:
+        return [self.days, self.level_sum, [list(p) for p in self.pending]]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> DayRef:
+        pending = [(int(d), float(v)) for d, v in data[2]] if len(data) > 2 else []
+        return cls(float(data[0]), float(data[1]), pending)
+
+
 # when the calibration was last looked at: (period, baseline days, sample size, baseline,
 # charts of the workflow, its budget); the same key skips the look
 CheckKey = tuple[float, ...]
@@ -109,6 +153,8 @@ class SignalState:
     rejected_version: str | None = None  # a new version found worse: watched vs the old one
     day_fed: int | None = None  # last complete day given to the day-level chart
     alarm_days: list[int] = field(default_factory=list)  # days in an episode (not for tau)
+    drift_days: list[int] = field(default_factory=list)  # days far off the baseline (not for tau)
+    day_ref: DayRef | None = None  # the day chart's reference (learned baselines)
     base_totals: Totals | None = None  # what the learned baseline rests on
     base_days: int = 0  # distinct days the learned baseline rests on
     checked: CheckKey | None = None
@@ -134,6 +180,8 @@ class SignalState:
             "rejected_version": self.rejected_version,
             "day_fed": self.day_fed,
             "alarm_days": self.alarm_days,
+            "drift_days": self.drift_days,
+            "day_ref": self.day_ref.to_list() if self.day_ref else None,
             "base_totals": self.base_totals.to_list() if self.base_totals else [],
             "base_days": self.base_days,
             "checked": list(self.checked) if self.checked is not None else [],
@@ -167,6 +215,8 @@ class SignalState:
             data.get("rejected_version"),
             data.get("day_fed"),
             [int(d) for d in data.get("alarm_days", [])],
+            [int(d) for d in data.get("drift_days", [])],
+            DayRef.from_list(data["day_ref"]) if data.get("day_ref") else None,
             Totals.from_list(base_totals) if base_totals else None,
             int(data.get("base_days", 0)),
             tuple(float(x) for x in checked) if checked else None,
@@ -194,9 +244,10 @@ class SignalState:
         return obs_per_day(counts, now - first)
 
     def complete_days(self, now: float) -> list[tuple[float, float, float]]:
-        """Complete in-control days (not the current one, not those with an alarm)."""
+        """Complete in-control days (not the current one, not those with an alarm or far
+        off the baseline: a drift must not pass for day-to-day variation)."""
         today = now - now % DAY
-        skip = set(self.alarm_days)
+        skip = set(self.alarm_days) | set(self.drift_days)
         return [
             (v.n, v.value, v.sumsq)
             for d, v in sorted(self.days.items())
