@@ -13,6 +13,7 @@ from monitor import __version__
 from monitor.alarm_budget import false_alarm_budgets
 from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
 from monitor.api.switches import switch_hook
+from monitor.console import views as console
 from monitor.findings_metrics import FindingsCollector
 from monitor.ingest import IngestService
 from monitor.metrics import Metrics
@@ -75,4 +76,5 @@ def create_app(
     app.include_router(ingest.router)
     for module in (otlp, findings, switches, ofrep, alertmanager):
         app.include_router(module.router)
+    app.include_router(console.router)  # the web console at /
     return app
