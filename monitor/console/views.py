@@ -123,9 +123,9 @@ def _finish(response: Response, visit: Visit) -> Response:
     return response
 
 
-def _html(visit: Visit, template: str, status: int = 200, **context: Any) -> Response:
+def _html(visit: Visit, template: str, code: int = 200, **context: Any) -> Response:
     body = render(template, viewer=visit.viewer, csrf=visit.csrf, now=time.time(), **context)
-    return _finish(HTMLResponse(body, status_code=status), visit)
+    return _finish(HTMLResponse(body, status_code=code), visit)
 
 
 def _refused(visit: Visit, err: Refused) -> Response:
