@@ -51,7 +51,9 @@ def demo_history(now: float, seed: int = 3) -> list[dict[str, Any]]:
 def post_history(url: str, token: str, events: list[dict[str, Any]]) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     for i in range(0, len(events), 8000):
-        resp = httpx.post(f"{url}/v1/events", json=events[i : i + 8000], headers=headers, timeout=60)
+        resp = httpx.post(
+            f"{url}/v1/events", json=events[i : i + 8000], headers=headers, timeout=60
+        )
         resp.raise_for_status()
         assert resp.json()["rejected_count"] == 0, resp.json()["rejected"][:3]
 

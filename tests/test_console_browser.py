@@ -161,10 +161,13 @@ def test_workflow_page_charts_the_baseline_and_the_change_point(
     assert NEW_VERSION in page.locator("section.versions").inner_text()
     # the budget in force is the default one, as /v1/workflows reports it
     budget = next(
-        w["budget"] for w in api(daemon, "/v1/workflows")["workflows"]
+        w["budget"]
+        for w in api(daemon, "/v1/workflows")["workflows"]
         if w["workflow"] == "invoice-triage"
     )
-    assert f"{budget['false_alarms_per_month']:.3g} false critical" in page.inner_text("section.budget")
+    assert f"{budget['false_alarms_per_month']:.3g} false critical" in page.inner_text(
+        "section.budget"
+    )
     # times: local zone in the text (the context runs in Tokyo), UTC on hover
     stamp = card.locator(".detector time").first
     assert stamp.get_attribute("title", timeout=1000).endswith("UTC")  # type: ignore[union-attr]

@@ -218,7 +218,9 @@ def overview(
                 status.value,
                 status_reason(status, found),
                 [
-                    _chart(m, steps, per_signal.get(m.finding_signal or "", []), span, now, (), True)
+                    _chart(
+                        m, steps, per_signal.get(m.finding_signal or "", []), span, now, (), True
+                    )
                     for m in HEADLINES
                 ],
                 _sorted([f for f in views if f.status in ("critical", "warn")]),
@@ -267,8 +269,10 @@ def workflow_page(
         *(Marker(v.first_seen, f"version {v.label} first seen", "version") for v in versions[1:]),
         *_switch_markers(audit),
     ]
-    charts = [_chart(m, steps, per_signal.get(m.finding_signal or "", []), span, now, markers)
-              for m in HEADLINES]
+    charts = [
+        _chart(m, steps, per_signal.get(m.finding_signal or "", []), span, now, markers)
+        for m in HEADLINES
+    ]
     others = sorted((set(steps) | set(per_signal)) - NOT_CHARTED)
     charts.extend(
         _chart(measure_for(s), steps, per_signal.get(s, []), span, now, markers)

@@ -1,8 +1,9 @@
 """The console's Jinja2 environment: templates shipped in the package, autoescaped, and
 ``when`` for times (UTC in the HTML; console.js shows them in the browser's zone).
 
->>> str(when(0.0))
-'<time datetime="1970-01-01T00:00:00Z" title="1970-01-01 00:00:00 UTC">1970-01-01 00:00:00 UTC</time>'
+>>> print(when(0.0).replace(" title", "\\n title"))
+<time datetime="1970-01-01T00:00:00Z"
+ title="1970-01-01 00:00:00 UTC">1970-01-01 00:00:00 UTC</time>
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def when(epoch: float | None) -> Markup:
 
 
 def number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
+    return "\N{EN DASH}" if value is None else f"{value:.{digits}g}"
 
 
 def _svg(markup: str) -> Markup:
