@@ -40,7 +40,8 @@ def test_a_signed_session_reads_back_and_any_change_is_rejected() -> None:
     forged = Session(s.sid, token_hash("another-token"), s.issued)
     forged_payload = KEYS.sign(forged).split(".")[0]
     assert KEYS.verify(f"{forged_payload}.{mac}", now=1_001.0) is None  # payload swapped
-    assert KEYS.verify(f"{payload}.{mac[:-1]}A", now=1_001.0) is None
+    flipped = mac[:-1] + ("B" if mac.endswith("A") else "A")
+    assert KEYS.verify(f"{payload}.{flipped}", now=1_001.0) is None
     assert SessionKeys(b"x" * 32).verify(signed, now=1_001.0) is None  # another key
     assert KEYS.verify(signed, now=1_000.0 + MAX_AGE_S + 1) is None  # expired
     for junk in ("", "abc", "a.b.c", "!!!.???"):
