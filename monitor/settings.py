@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     control_tokens: CommaList = Field(
         default_factory=list, description="bearer tokens: control (implies read)"
     )
+    console_secret: str | None = Field(
+        default=None,
+        description="key that signs web console sessions (default: derived from the tokens, "
+        "so every replica agrees and changing a token signs everyone out)",
+    )
     detect_interval: float = Field(default=30.0, gt=0, description="seconds between passes")
     false_alarms_per_workflow_month: float = Field(
         default=0.1,

@@ -14,6 +14,8 @@ from monitor.alarm_budget import false_alarm_budgets
 from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
 from monitor.api.guards import RequestGuard
 from monitor.api.switches import switch_hook
+from monitor.console import docs as offline_docs
+from monitor.console import views as console
 from monitor.findings_metrics import FindingsCollector
 from monitor.ingest import IngestService
 from monitor.metrics import Metrics
@@ -52,6 +54,10 @@ def create_app(
         version=__version__,
         summary="Monitoring, drift detection and kill switches for AI workflows",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their assets from a CDN: blank offline. The
+        # console serves /docs from the swagger-ui-bundle package instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.file_config = settings.load_file()
@@ -77,4 +83,6 @@ def create_app(
     app.include_router(ingest.router)
     for module in (otlp, findings, switches, ofrep, alertmanager):
         app.include_router(module.router)
+    app.include_router(console.router)  # the web console at /
+    app.include_router(offline_docs.router)
     return app
