@@ -87,6 +87,8 @@ PARAM_SIGNAL: Final = {
     "latency_median_ms": sig.LATENCY_MS,
     "input_tokens_median": sig.TOKENS,
     "output_tokens_median": sig.TOKENS,
+    "usd_per_input_token": sig.SPEND_USD,
+    "usd_per_output_token": sig.SPEND_USD,
 }
 
 
@@ -422,7 +424,9 @@ def draw_day(profile: WorkflowProfile, day: int, start: float, seed: int) -> Day
             _lognormal(rng, p.level("output_tokens_median", t_run), p.output_tokens_sigma, tok_off)
         ),
     ).astype(np.int64)
-    cost = tin * p.usd_per_input_token + tout * p.usd_per_output_token
+    cost = tin * p.level("usd_per_input_token", t_run) + tout * p.level(
+        "usd_per_output_token", t_run
+    )
 
     # reviews
     v = rng.random(m)

@@ -203,3 +203,35 @@ def test_the_budget_sets_each_charts_arl0_from_its_rate_and_the_chart_count() ->
     # the rate as of the start of the pass (its own rollups are not in yet)
     assert f.evidence["budget"]["obs_per_day"] == pytest.approx(2880, rel=0.15)
     assert f.evidence["budget"]["arl0"] >= 30 * 2500 / (0.1 / 3)
+
+
+def _overdispersed(
+    base: float, seed: int, ramp: tuple[float, float, float] | None = None
+) -> Callable[[float], float]:
+    """An edit rate whose level moves +-12 % from day to day (as real ones do), optionally
+    ramping to ``to`` from ``start`` over ``length`` seconds: ``ramp = (start, length, to)``."""
+    factors = 1.0 + 0.12 * np.random.default_rng([seed, 99]).standard_normal(64)
+
+    def rate(t: float) -> float:
+        level = base
+        if ramp is not None:
+            start, length, to = ramp
+            level = base + (to - base) * min(max((t - start) / length, 0.0), 1.0)
+        return float(min(max(level * factors[int(t // DAY)], 0.0), 1.0))
+
+    return rate
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_slow_ramp_on_day_to_day_variation_is_caught_within_its_length(seed: int) -> None:
+    """0.20 -> 0.35 over 7 days on a learned baseline, days varying +-12 %: before the day
+    chart was self-starting and its reference lagged, every member was infeasible or at a
+    ~390-nat threshold, the baseline absorbed the ramp and the chart read "ok" (then
+    "unknown") for 11 days."""
+    start = 4 * DAY + 10 * 3600
+    rate = _overdispersed(0.20, seed, (start, 7 * DAY, 0.35))
+    passes, _ = feed(rate, 0, start + 9 * DAY, per_min=1, seed=seed, baseline=None)
+    first = next((t for t, f in passes if f.status is Status.CRITICAL), None)
+    assert first is not None and start < first <= start + 8 * DAY, (
+        (first - start) / DAY if first else None
+    )
