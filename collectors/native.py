@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from monitor.events import (
+from collectors.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     Event,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as monitor.cli does, before numpy
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as monitor.cli.main does, before numpy
 
 from collections.abc import Iterator
 from pathlib import Path

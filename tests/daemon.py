@@ -52,7 +52,7 @@ class Daemon:
             [
                 sys.executable,
                 "-m",
-                "monitor.cli",
+                "monitor",
                 "serve",
                 "--port",
                 str(self.port),

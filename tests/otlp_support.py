@@ -74,5 +74,6 @@ def otlp_json(request: ExportTraceServiceRequest) -> bytes:
 def make_app(store: Store, **settings: Any) -> Any:
     """The real app on ``store`` (detection off: these tests only ingest)."""
     return create_app(
-        Settings(database_url=store.url, detection=False, _env_file=None, **settings), store
+        Settings(database_url=store.url, detection=False, _env_file=None, **settings),  # type: ignore[call-arg]  # an init-only option of pydantic-settings
+        store,
     )

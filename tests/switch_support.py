@@ -12,9 +12,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from monitor.api.app import create_app
-from monitor.metrics import Metrics
 from monitor.settings import FileConfig, Settings
 from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
 from tests.daemon import free_port
 
 CONTROL = "control-secret"
@@ -30,10 +30,7 @@ def make_app(store: Store, config: FileConfig | None = None, tokens: bool = True
         read_tokens=[READ] if tokens else [],
         detection=False,
     )
-    app = create_app(settings, store, Metrics())
-    if config is not None:
-        app.state.file_config = config
-    return app
+    return create_app(settings, store, Metrics(), file_config=config)
 
 
 @contextmanager
@@ -57,5 +54,7 @@ def serving(app: FastAPI) -> Iterator[str]:
         thread.join(10)
 
 
-def sample(app: FastAPI, name: str, labels: dict[str, str]) -> Any:
-    return app.state.metrics.registry.get_sample_value(name, labels)
+def sample(app: object, name: str, labels: dict[str, str]) -> Any:
+    """A metric's value as /metrics would show it (``app``: ``TestClient.app``)."""
+    assert isinstance(app, FastAPI)
+    return app.state.services.metrics.registry.get_sample_value(name, labels)

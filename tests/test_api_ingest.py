@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from monitor.api.app import create_app
-from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
 
 
 def make_client(store: Store, **settings_kw: object) -> TestClient:
@@ -35,7 +35,7 @@ def run(i: int, **extra: object) -> dict[str, object]:
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str]) -> float | None:
-    registry: CollectorRegistry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    registry: CollectorRegistry = client.app.state.services.metrics.registry  # type: ignore[attr-defined]
     return registry.get_sample_value(name, labels)
 
 

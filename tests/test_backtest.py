@@ -19,24 +19,24 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from monitor.backtest import (
+from collectors.events import Event
+from monitor.cli.main import app
+from monitor.detection.backtest import (
     BacktestInputError,
     BacktestResult,
     load_events,
     pass_times,
     replay,
 )
-from monitor.cli import app
-from monitor.events import Event
-from monitor.ingest import IngestService
-from monitor.metrics import Metrics
-from monitor.policies import run_policies
-from monitor.scheduler import Detection
+from monitor.detection.scheduler import Detection
+from monitor.ingest.service import IngestService
 from monitor.settings import FileConfig, Settings, load_config
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.migrate import upgrade
-from monitor.switches import SwitchService, Wanted
+from monitor.switch.policies import run_policies
+from monitor.switch.service import SwitchService, Wanted
+from monitor.telemetry.metrics import Metrics
 
 T0 = 1_790_000_000.0
 DAY = 86_400.0
@@ -204,7 +204,7 @@ def test_a_drift_shows_its_critical_and_the_trips_and_a_calm_workflow_shows_none
 
 
 def test_events_are_fed_at_the_first_pass_at_or_after_their_time() -> None:
-    from monitor.events import convert_event
+    from collectors.events import convert_event
 
     grid = (T0 // STEP + 1) * STEP  # passes fall on whole hours
     offsets = (-100, 0, 1, STEP, STEP + 1)  # passes at grid, grid + 1 h, grid + 2 h
@@ -246,7 +246,7 @@ def test_bad_input_names_the_file_and_the_line(tmp_path: Path) -> None:
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "backtest", *args],
+        [sys.executable, "-m", "monitor", "backtest", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "80", **env},
@@ -311,7 +311,7 @@ def test_the_cli_exits_2_naming_the_bad_file_and_line(tmp_path: Path) -> None:
 
 
 def test_a_baseline_window_inside_the_replay_is_pointed_out() -> None:
-    from monitor.backtest import window_notes
+    from monitor.detection.backtest import window_notes
 
     config = FileConfig.model_validate(
         {

@@ -135,7 +135,10 @@ def test_a_real_outage_pages_within_a_short_window_of_the_plain_rule(seed: int) 
     assert status is Status.OK
     paged = None
     for t in passes:
-        status, states, evidence, samples = _burn(by_minute.get(int(t) - 1, []), states, t * MINUTE)
+        at = float(t)
+        status, states, evidence, samples = _burn(
+            by_minute.get(int(t) - 1, []), states, at * MINUTE
+        )
         if status is Status.CRITICAL:
             paged = int(t)
             break
@@ -144,9 +147,10 @@ def test_a_real_outage_pages_within_a_short_window_of_the_plain_rule(seed: int) 
     assert paged - plain <= 5, (paged - onset, plain - onset)
     rule = next(r for r in DEFAULT_RULES if r.name == evidence["rule"])
     long_w, short_w = window_label(rule.long_s), window_label(rule.short_s)
-    assert samples == evidence["windows"][long_w][0] >= 30
-    recent = evidence["recent"]
-    assert [recent["samples"], recent["events"]] == evidence["windows"][short_w]
+    windows, recent = evidence["windows"], evidence["recent"]
+    assert isinstance(windows, dict) and isinstance(recent, dict)
+    assert samples == windows[long_w][0] >= 30
+    assert [recent["samples"], recent["events"]] == windows[short_w]
     assert recent["window_s"] == rule.short_s
     assert recent["samples"] >= 1
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.cli_data import parse_age
+from monitor.cli.common import parse_age
+from monitor.cli.main import app
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head_revision
 

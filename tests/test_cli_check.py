@@ -13,9 +13,9 @@ from rich.console import Console
 
 from detectors.summary import summarize
 from detectors.types import Finding, Status
-from monitor import detection_store as ds
-from monitor.cli_check import _print
-from monitor.scheduler import Detection
+from monitor.cli.check import _print
+from monitor.detection import store as ds
+from monitor.detection.scheduler import Detection
 from monitor.settings import Settings, load_config
 from monitor.store import Store
 from monitor.store.migrate import upgrade
@@ -98,7 +98,7 @@ def test_the_check_command_prints_every_summary_within_80_columns(tmp_path: Path
     env = {**os.environ, "COLUMNS": "80", "DRIFTWARDEN_LOG_FORMAT": "json"}
     command = ["check", "--all", "--db", db, "--config", str(config)]
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *command],
+        [sys.executable, "-m", "monitor", *command],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stderr

@@ -100,7 +100,7 @@ def test_error_answers_and_garbage_fail_safe_too(daemon: str) -> None:
         assert (view.mode, view.origin) == ("review", "fallback") and "sideways" in (
             view.error or ""
         )
-    broken = httpx.MockTransport(lambda request: 1 / 0)  # type: ignore[arg-type,return-value]
+    broken = httpx.MockTransport(lambda request: 1 / 0)  # type: ignore[arg-type]
     with SwitchClient("http://x", transport=broken) as client:
         assert client.mode("invoices") == "review"
 

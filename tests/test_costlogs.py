@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 
 from collectors.costlogs import FORMATS, CostlogOptions, parse_costlog
+from collectors.events import Cost
 from collectors.native import BatchError
 from collectors.prices import PRICE_SOURCE
-from monitor.events import Cost
 from monitor.store import Store
 from tests.otlp_support import make_app
 

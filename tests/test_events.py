@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor.events import (
+from collectors.events import (
     MAX_EVENT_BYTES,
     EventError,
     Review,

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from monitor import detection_store as ds
-from monitor.scheduler import Detection
+from monitor.detection import store as ds
+from monitor.detection.scheduler import Detection
 from monitor.settings import FileConfig, Settings, WorkflowConfig
 from monitor.store import Store
 from monitor.store import schema as t

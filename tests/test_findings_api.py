@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from monitor.scheduler import Detection
+from monitor.detection.scheduler import Detection
 from monitor.settings import FileConfig, Settings, WorkflowConfig
 from monitor.store import Store
 from tests.switch_support import READ_AUTH, make_app

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from monitor.notify import Notifier
 from monitor.settings import FileConfig
 from monitor.store import Store
-from monitor.switches import SwitchService
+from monitor.switch.notify import Notifier
+from monitor.switch.service import SwitchService
 from tests.switch_support import AUTH, make_app
 
 
@@ -68,7 +68,8 @@ def test_every_switch_change_posts_slack_text_and_structured_fields(
     sqlite_store: Store, receiver: Receiver
 ) -> None:
     config = FileConfig(notify_webhooks=[receiver.url])
-    with TestClient(make_app(sqlite_store, config)) as client:
+    app = make_app(sqlite_store, config)
+    with TestClient(app) as client:
         client.put(
             "/v1/switches/invoices",
             headers=AUTH,
@@ -79,7 +80,7 @@ def test_every_switch_change_posts_slack_text_and_structured_fields(
             headers=AUTH,  # no change: no message
             json={"mode": "review", "reason": "again"},
         )
-        notifier: Notifier = client.app.state.switch_notifier
+        notifier: Notifier = app.state.services.notifier
         assert notifier.join(10)
     [msg] = receiver.bodies
     assert msg["text"].startswith("driftwarden: workflow `invoices` switched mode auto -> review")

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collectors.events import to_dict
 from collectors.otlp import (
     JSON,
     PROTOBUF,
@@ -23,7 +24,6 @@ from collectors.otlp import (
     media_type,
 )
 from collectors.otlp_mapping import MappingOptions, map_spans
-from monitor.events import to_dict
 from tests.otlp_support import GENAI_CHAT, make_spans, otlp_json, request_of
 
 SPEC_EXAMPLE = (

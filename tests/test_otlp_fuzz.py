@@ -24,7 +24,7 @@ from collectors.otlp import JSON, PROTOBUF, OtlpError, encode_response
 from collectors.otlp_mapping import MappingOptions, decode_and_map
 from monitor.api.body import gunzip
 from monitor.api.errors import ApiError
-from monitor.api.otlp import DEFAULT_MAX_BODY_BYTES
+from monitor.settings import OTLP_MAX_BODY_BYTES
 from monitor.store import Store
 from monitor.store.migrate import upgrade
 from tests.otlp_support import GENAI_CHAT, make_app, make_spans, otlp_json, request_of
@@ -183,7 +183,7 @@ def test_ten_thousand_malformed_bodies_get_a_400_or_a_partial_success(
     kind, body, headers = _request(case)
     try:
         if headers.get("content-encoding") == "gzip":
-            body = gunzip(body, DEFAULT_MAX_BODY_BYTES)
+            body = gunzip(body, OTLP_MAX_BODY_BYTES)
         result = decode_and_map(body, kind, MappingOptions(), time.time())
     except ApiError as err:
         assert (err.status, err.error) == (400, "bad_gzip") and err.detail

@@ -67,7 +67,7 @@ def test_sdk_exporter_with_gzip_stores_runs_tokens_and_cost_once(tmp_path: Path)
         assert exporter.export(spans) == SpanExportResult.SUCCESS  # an exporter retry
         assert stored(store) == first
         metrics_twice = httpx.get(daemon.url + "/metrics").text
-        exporter.shutdown()
+        exporter.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
         store.dispose()
     kinds = sorted((e["type"], e.get("status", "")) for e in first)
     assert kinds == [("cost", ""), ("cost", ""), ("run", "error"), ("run", "ok")]
@@ -200,16 +200,30 @@ def test_ingest_token_is_required_once_tokens_are_configured(sqlite_store: Store
 
 
 def test_receiver_options_come_from_otlp_settings_fields(sqlite_store: Store) -> None:
-    class Custom(Settings):
-        otlp_select: str = "all"
-        otlp_default_workflow: str = "catch-all"
-        otlp_concurrency: int = 3
-
-    config = config_from_settings(Custom(database_url=sqlite_store.url, _env_file=None))
+    custom = Settings(  # type: ignore[call-arg]  # an init-only option of pydantic-settings
+        database_url=sqlite_store.url,
+        otlp_select="all",
+        otlp_default_workflow="catch-all",
+        otlp_concurrency=3,
+        _env_file=None,
+    )
+    config = config_from_settings(custom)
     assert (config.options.select, config.options.default_workflow) == ("all", "catch-all")
     assert (config.concurrency, config.options.workflow_attribute) == (3, "driftwarden.workflow")
-    plain = config_from_settings(Settings(database_url=sqlite_store.url, _env_file=None))
+    plain_settings = Settings(database_url=sqlite_store.url, _env_file=None)  # type: ignore[call-arg]  # an init-only option of pydantic-settings
+    plain = config_from_settings(plain_settings)
     assert plain.options == MappingOptions()
+
+
+def test_a_span_naming_no_workflow_is_stored_under_the_configured_default(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTWARDEN_OTLP_DEFAULT_WORKFLOW", "catch-all")
+    monkeypatch.setenv("DRIFTWARDEN_OTLP_WORKFLOW_RESOURCE_ATTRIBUTE", "")
+    body = request_of(make_spans([{"attributes": GENAI_CHAT}])).SerializeToString()
+    with TestClient(make_app(sqlite_store)) as client:
+        assert client.post("/v1/traces", content=body, headers=PB).status_code == 200
+    assert {e["workflow"] for e in stored(sqlite_store)} == {"catch-all"}
 
 
 def test_span_with_an_unknown_model_is_stored_unpriced_and_counted(sqlite_store: Store) -> None:

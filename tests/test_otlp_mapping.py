@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price
 
+from collectors.events import Cost, Review, Run
 from collectors.otlp import SpanEvent, SpanRecord
 from collectors.otlp_mapping import MappingOptions, map_spans, normalise_workflow
 from collectors.prices import PRICE_SOURCE
-from monitor.events import Cost, Review, Run
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 START = 1_795_424_400_000_000_000  # 2026-11-17T...Z, in nanoseconds
@@ -86,6 +86,7 @@ def test_genai_span_becomes_a_run_and_a_priced_cost_event() -> None:
     )
     assert cost.cost_usd == pytest.approx(want)
     no_cache = expected_cost("gpt-4o-2024-08-06", input_tokens=1200, output_tokens=80)
+    assert cost.cost_usd is not None
     assert cost.cost_usd < no_cache  # cached tokens priced at the cache-read rate
     assert result.rejected == [] and result.skipped == 0
 

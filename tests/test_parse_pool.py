@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
+from collectors.events import MAX_BATCH_EVENTS
 from collectors.native import BatchError, Parsed, parse_batch
-from monitor.events import MAX_BATCH_EVENTS
-from monitor.parse_pool import ParsePool
-from monitor.prepare import Prepared
+from monitor.batch.prepare import Prepared
+from monitor.ingest.parse_pool import ParsePool
 from tests.daemon import Daemon
 from tests.test_prepare import T0, demo_body, derived
 
@@ -150,7 +150,7 @@ def test_batches_are_still_parsed_when_no_new_process_can_start(
     (dead,) = pool.pids()
     os.kill(dead, signal.SIGKILL)
     os.waitpid(dead, 0)
-    monkeypatch.setattr("monitor.parse_pool.Worker", no_process)
+    monkeypatch.setattr("monitor.ingest.parse_pool.Worker", no_process)
     for _ in range(2):  # the dead one stays, and each job fails over to this thread
         assert as_compared(pool.call(received, parse_batch, (body, "json", received))) == expected
     monkeypatch.undo()

@@ -4,21 +4,23 @@ and one line per pass counted by status."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from structlog.testing import capture_logs
 
 from detectors.types import Status
-from monitor.pass_logs import critical_log_listener, status_counts
-from monitor.scheduler import Detection, DetectionLoop, Leadership
+from monitor.detection.pass_logs import critical_log_listener, status_counts
+from monitor.detection.scheduler import Detection, DetectionLoop, Leadership
 from monitor.settings import FileConfig
 from monitor.store import Store
-from monitor.switches import SwitchService, Wanted
+from monitor.switch.service import SwitchService, Wanted
 from tests.test_scheduler import feed, reviews, settings
 
 KEY = ("wf", "edited", "cusum")
 
 
-def _critical_lines(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def _critical_lines(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in logs if e["event"] == "finding critical"]
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.types import Finding, Status
-from monitor.metrics import Metrics
-from monitor.policies import (
+from monitor.settings import PolicyConfig
+from monitor.store import Store
+from monitor.switch.metrics import SwitchMetrics
+from monitor.switch.policies import (
     alert_policies,
     evaluate_policies,
     load_policy_state,
     run_policies,
 )
-from monitor.settings import PolicyConfig
-from monitor.store import Store
-from monitor.switch_metrics import switch_metrics
-from monitor.switches import SwitchService
+from monitor.switch.service import SwitchService
+from monitor.telemetry.metrics import Metrics
 
 EDITS = PolicyConfig(name="edits", signal="edited", mode="review", consecutive=2)
 
@@ -139,7 +139,7 @@ def test_run_policies_trips_the_switch_and_keeps_counts_across_restarts(
 
 def test_dry_run_policy_records_and_counts_but_changes_nothing(sqlite_store: Store) -> None:
     metrics = Metrics()
-    svc = SwitchService(sqlite_store, metrics=switch_metrics(metrics))
+    svc = SwitchService(sqlite_store, metrics=SwitchMetrics(metrics))
     policy = PolicyConfig(name="shadow", mode="manual", disable=["send_email"], dry_run=True)
     [result] = run_policies(svc, [finding(Status.CRITICAL)], [policy], now=0.0)
     assert result.dry_run and not result.changed

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from detectors.types import Finding, Status
-from monitor.policies import REASON_EVIDENCE_CHARS, REASON_SUMMARY_CHARS, evaluate_policies
 from monitor.settings import PolicyConfig
+from monitor.switch.policies import REASON_EVIDENCE_CHARS, REASON_SUMMARY_CHARS, evaluate_policies
 
 ANY_CRITICAL = PolicyConfig(name="any", mode="review")
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
 from collectors.native import parse_batch
+from monitor.batch.prepare import Prepared, decode_rows, prepare, restrict
 from monitor.demo import Simulator
-from monitor.prepare import Prepared, decode_rows, prepare, restrict
 
 T0 = time.time() - 3 * 3600
 
 
 def demo_body(minutes: float = 20) -> bytes:
     """Every event type (runs, reviews with texts, costs, KPIs), plus two invalid events."""
-    events: list[object] = Simulator(seed=5, drift_after_s=600, start=T0).events_between(
+    events: list[dict[str, Any]] = Simulator(seed=5, drift_after_s=600, start=T0).events_between(
         T0, T0 + minutes * 60
     )
     events[3:3] = [{"id": "bad-1", "type": "run"}, {"id": "bad-2", "type": "nope", "workflow": "w"}]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from genai_prices import Usage, calc_price
 
+from collectors.events import convert_event
 from collectors.prices import (
     PRICE_SOURCE,
     TokenUsage,
@@ -14,7 +15,6 @@ from collectors.prices import (
     price_tokens,
     unpriced_models,
 )
-from monitor.events import convert_event
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from monitor.api.app import create_app
-from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store
 from monitor.store import schema as t
+from monitor.telemetry.metrics import Metrics
 from tests.daemon import Daemon
 from tests.proxy import TcpProxy
 

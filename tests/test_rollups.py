@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from collectors.events import Cost, Run
 from detectors import signals as sig
-from monitor.events import Cost, Run
-from monitor.metrics import Metrics
-from monitor.rollups import rollup
-from monitor.tally import tally
+from monitor.batch.rollups import rollup
+from monitor.batch.tally import tally
+from monitor.telemetry.metrics import Metrics
 
 T0 = 1_795_424_400.0
 
@@ -100,6 +100,7 @@ def test_run_rollup_matches_the_per_event_reference(events: list[Run]) -> None:
     for key, (count, successes, total, sumsq, low, high) in want.items():
         agg = got.aggs[key]
         assert (agg.count, agg.successes) == (count, successes), key
+        assert total is not None and sumsq is not None, key
         assert math.isclose(agg.sum, total, rel_tol=1e-9, abs_tol=1e-9), key
         assert math.isclose(agg.sumsq, sumsq, rel_tol=1e-9, abs_tol=1e-9), key
         assert (agg.min, agg.max) == (low, high), key
@@ -151,7 +152,9 @@ def test_spend_is_counted_per_model_when_a_workflow_mixes_models() -> None:
 
 
 def test_workflows_past_the_label_cap_are_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("monitor.metrics.MAX_KEPT_SERIES", 2)  # most series looked up afresh
+    monkeypatch.setattr(
+        "monitor.telemetry.metrics.MAX_KEPT_SERIES", 2
+    )  # most series looked up afresh
     registry = CollectorRegistry()
     metrics = Metrics(registry, max_workflows=2)
     for batch in (["a", "b", "c"], ["c", "a", "d"]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,15 +13,15 @@ import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
+from collectors.events import Event, convert_event
 from monitor.demo import Simulator
-from monitor.events import Event, convert_event
-from monitor.policies import run_policies
-from monitor.scheduler import Detection, Leadership
+from monitor.detection.scheduler import Detection, Leadership, PassResult
 from monitor.settings import FileConfig, PolicyConfig, Settings, WorkflowConfig
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.migrate import upgrade
-from monitor.switches import SwitchService
+from monitor.switch.policies import run_policies
+from monitor.switch.service import SwitchService
 from tests.daemon import Daemon
 from tests.test_store import rollup_rows, rollup_totals, top_seq
 
@@ -64,7 +65,7 @@ def feed(
     store: Store,
     detection: Detection,
     events: list[Event],
-    after_pass=None,
+    after_pass: Callable[[PassResult, float], None] | None = None,
     per_pass: int = PER_PASS,
 ) -> list[float]:
     """Insert in chunks of ``per_pass`` and run a pass after each; returns pass times."""
@@ -84,10 +85,10 @@ def settings(store: Store, arl0: float = 10_000.0) -> Settings:
     return Settings(database_url=store.url, arl0=arl0)
 
 
-def status_of(detection_result, workflow: str, signal: str = "edited") -> str:
+def status_of(detection_result: PassResult, workflow: str, signal: str = "edited") -> str:
     for f in detection_result.findings:
         if (f.workflow, f.signal, f.detector) == (workflow, signal, "cusum"):
-            return f.status.value
+            return str(f.status.value)
     return "absent"
 
 
@@ -144,7 +145,7 @@ def test_a_restart_mid_stream_neither_repeats_an_alarm_nor_loses_state(
     assert criticals == 1
 
 
-def charts(result) -> dict[tuple[str, str, str], tuple[str, float | None, int | None]]:
+def charts(result: PassResult) -> dict[tuple[str, str, str], tuple[str, float | None, int | None]]:
     return {
         (f.workflow, f.signal, f.detector): (f.status.value, f.statistic, f.samples)
         for f in result.findings
@@ -237,7 +238,7 @@ def test_drift_trips_review_in_the_pass_the_detector_alarms(store: Store) -> Non
     alarm_pass: list[float] = []
     trip_pass: list[float] = []
 
-    def after(result, now: float) -> None:
+    def after(result: PassResult, now: float) -> None:
         run_policies(switches, result.findings, cfg.policies, now)
         if not alarm_pass and status_of(result, "drifting") == "critical":
             alarm_pass.append(now)
@@ -314,7 +315,7 @@ def test_a_second_daemon_takes_over_detection_when_the_leader_dies(
 
 
 def test_compaction_runs_after_passes_not_inside_them(store: Store) -> None:
-    from monitor.scheduler import COMPACT_EVERY
+    from monitor.detection.scheduler import COMPACT_EVERY
 
     detection = Detection(store, settings(store), FileConfig())
     events = reviews("wf", [(PER_PASS * COMPACT_EVERY, 0.2)], seed=5)

@@ -62,7 +62,9 @@ def step(
     return f, new
 
 
-def first_warn(state: dict[tuple[str, str], dict[str, object]], start: float, hours: float):
+def first_warn(
+    state: dict[tuple[str, str], dict[str, object]], start: float, hours: float
+) -> tuple[int, Finding] | tuple[None, None]:
     """Minutes after ``start`` of the first WARN (passes every minute), or None."""
     for m in range(1, int(hours * 60) + 1):
         f, _ = step(state, start + 60 * m)
@@ -124,7 +126,7 @@ def test_nights_and_empty_weekends_never_warn_but_a_stop_in_office_hours_does() 
             ]
         },
     )
-    minutes, f = first_warn(state, tuesday + 11 * 3600.0, 6)
+    minutes, _ = first_warn(state, tuesday + 11 * 3600.0, 6)
     assert minutes is not None and minutes <= 60  # 2 events a minute: E reaches ~50 in 25 min
 
 

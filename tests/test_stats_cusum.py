@@ -129,7 +129,7 @@ def nystrom_gaussian_delay(shift_sd: float, arl0: float, nodes: int = 120) -> fl
 TARGET = 500.0
 RUNS = 1500  # run lengths are roughly geometric: standard error ~ 1/sqrt(1500) = 2.6 %
 
-CALIBRATION_CASES = {
+CALIBRATION_CASES: dict[str, tuple[Callable[[], SequentialDetector], Draw]] = {
     "bernoulli_one_sided": (lambda: BernoulliCusum(0.20, 0.30, TARGET), _bits(0.20)),
     "bernoulli_two_sided": (lambda: TwoSidedCusum.bernoulli(0.20, 0.30, 0.13, TARGET), _bits(0.20)),
     "gaussian": (lambda: GaussianCusum(0.85, 0.10, -0.07, TARGET), _normals(0.85, 0.10)),

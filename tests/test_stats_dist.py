@@ -58,7 +58,7 @@ def test_one_sided_exact_binomial_matches_scipy(alternative: str) -> None:
 def test_the_daemon_does_not_import_scipy_stats() -> None:
     # scipy.stats alone is ~65 MB of resident memory, more than the rest of the daemon
     code = (
-        "import sys, monitor.cli, monitor.api.app, monitor.scheduler;"
+        "import sys, monitor.cli.main, monitor.api.app, monitor.detection.scheduler;"
         "print('scipy.stats' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from collectors.events import MAX_BATCH_EVENTS, Event, convert_event, encode_event
 from detectors import signals as sig
-from monitor.events import MAX_BATCH_EVENTS, Event, convert_event, encode_event
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.retention import compact_rollups, prune

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.main import app
 from monitor.store import Store
 from tests.daemon import free_port
 from tests.switch_support import CONTROL, READ, make_app, serving
@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
     """The module's consoles were sized at import; CliRunner's pipe would make them 80 wide."""
-    from monitor import cli_switch
+    from monitor.cli import switch as cli_switch
 
     for console in (cli_switch.out, cli_switch.err):
         monkeypatch.setattr(console, "width", 200)

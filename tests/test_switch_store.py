@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from monitor.metrics import Metrics
 from monitor.settings import FileConfig, WorkflowConfig
 from monitor.store import Store
-from monitor.switch_metrics import switch_metrics
-from monitor.switches import SwitchService, VersionConflict, Wanted
+from monitor.switch.metrics import SwitchMetrics
+from monitor.switch.service import SwitchService, VersionConflict, Wanted
+from monitor.telemetry.metrics import Metrics
 
 
 def service(store: Store, **config: object) -> SwitchService:
@@ -210,7 +210,7 @@ def test_gauges_are_loaded_from_persisted_state(store: Store) -> None:
         "wf", mode="review", disable=frozenset({"crm_write"}), actor="d", source="s", reason="r"
     )
     metrics = Metrics()
-    fresh = SwitchService(store, metrics=switch_metrics(metrics))  # as after a restart
+    fresh = SwitchService(store, metrics=SwitchMetrics(metrics))  # as after a restart
     fresh.load_gauges()
     read = metrics.registry.get_sample_value
     assert read("driftwarden_switch_mode", {"workflow": "wf", "mode": "review"}) == 1

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from collectors.tail import Tailer, load_checkpoint
-from monitor.ingest import IngestService
-from monitor.metrics import Metrics
+from monitor.ingest.service import IngestService
+from monitor.ingest.tail import Tailer, load_position
 from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
 
 
 def service(store: Store) -> IngestService:
@@ -55,7 +55,7 @@ def test_rotation_drains_the_old_file_then_follows_the_new(store: Store, tmp_pat
     assert tailer.stats["duplicates"] == 0
 
 
-def test_restart_resumes_at_the_checkpoint_even_after_rotation_while_down(
+def test_restart_resumes_at_the_saved_position_even_after_rotation_while_down(
     store: Store, tmp_path: Path
 ) -> None:
     log = tmp_path / "events.jsonl"
@@ -63,7 +63,7 @@ def test_restart_resumes_at_the_checkpoint_even_after_rotation_while_down(
     first = Tailer(log, service(store))
     first.resume()
     first.poll()
-    saved = load_checkpoint(store, str(log.resolve()))
+    saved = load_position(store, str(log.resolve()))
     assert saved is not None and saved.offset == log.stat().st_size
     # down: more lines, then rotation, then a new file
     append(log, 40, 25)

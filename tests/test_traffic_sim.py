@@ -1,7 +1,7 @@
 """The benchmark traffic simulator (bench/traffic.py): seeded, realistic, store-shaped.
 
 The rollups it emits must be the ones the store would write for the same events (checked
-against ``monitor.rollups.rollup`` on the simulator's own events), its volume must follow
+against ``monitor.batch.rollups.rollup`` on the simulator's own events), its volume must follow
 the daily/weekly profile, and its rates must really be overdispersed day to day: a
 benchmark of false alarms on binomial data would flatter the charts.
 """
@@ -23,7 +23,7 @@ from bench.traffic import (
     healthy_fleet,
 )
 from detectors import signals as sig
-from monitor.rollups import Agg, rollup
+from monitor.batch.rollups import Agg, rollup
 
 WF = WorkflowProfile("wf-a", seed=1)
 
@@ -88,7 +88,8 @@ def test_active_users_are_the_distinct_users_the_store_would_record() -> None:
 def test_volume_follows_business_hours_and_weekends() -> None:
     wf = replace(WF, volume_day_cv=0.0)
     sim = TrafficSim([wf], seed=11)
-    weekday, weekend = [], []
+    weekday: list[float] = []
+    weekend: list[float] = []
     hours = np.zeros(24)
     for day in range(28):
         d = sim.draws("wf-a", day)

@@ -174,6 +174,7 @@ def test_a_change_inside_the_learning_period_is_not_learned_as_normal() -> None:
     # the drift starts 90 minutes in, before the 400 reviews a 20 % rate needs
     passes, _ = feed(lambda t: 0.2 if t < 5400 else 0.45, 0, DAY, baseline=None)
     learned = next(f for _, f in passes if f.baseline is not None)
+    assert learned.baseline is not None
     assert learned.baseline < 0.24  # learned on the part before the drift
     assert passes[-1][1].status is Status.CRITICAL
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from collectors.events import Event, convert_event
 from detectors.types import Status
-from monitor.alarm_budget import chart_budgets
 from monitor.api.findings import status_reason
-from monitor.events import Event, convert_event
-from monitor.scheduler import Detection
+from monitor.detection.alarm_budget import chart_budgets
+from monitor.detection.scheduler import Detection
 from monitor.settings import FileConfig, Settings, WorkflowConfig
 from monitor.store import Store
 from tests.switch_support import READ_AUTH, make_app
@@ -77,8 +77,9 @@ def test_a_workflow_that_stopped_sending_is_not_ok(client: TestClient) -> None:
     by_name = workflows(client)
     stopped, live = by_name["stopped"], by_name["live"]
     assert stopped["status"] == "warn"
-    assert "events/no_data" in stopped["warn"]
-    assert "events/no_data" not in live["warn"] + live["unknown"]  # type: ignore[operator]
+    assert isinstance(stopped["warn"], list) and "events/no_data" in stopped["warn"]
+    assert isinstance(live["warn"], list) and isinstance(live["unknown"], list)
+    assert "events/no_data" not in live["warn"] + live["unknown"]
     [finding] = client.get(
         "/v1/findings", params={"workflow": "stopped", "signal": "events"}, headers=READ_AUTH
     ).json()["findings"]

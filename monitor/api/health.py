@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor import __version__
 from monitor.api.errors import unavailable_response
+from monitor.api.state import services
 from monitor.store import Store, StoreUnavailable
 
 router = APIRouter()
@@ -21,7 +22,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: the store answers", response_model=None)
 async def readyz(request: Request) -> JSONResponse:
-    store: Store = request.app.state.store
+    store: Store = services(request).store
     try:
         with anyio.fail_after(5):
             await anyio.to_thread.run_sync(store.ping)
@@ -32,4 +33,4 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_model=None)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
