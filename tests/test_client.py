@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from monitor.client import SwitchClient
 from monitor.store import Store
-from tests.daemon import free_port
-from tests.switch_support import AUTH, READ, make_app, serving
+from tests.support.daemon import free_port
+from tests.support.switches import AUTH, READ, make_app, serving
 
 
 class Clock:
@@ -19,12 +16,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def daemon(sqlite_store: Store) -> Iterator[str]:
-    with serving(make_app(sqlite_store)) as url:
-        yield url
 
 
 def set_switch(url: str, **body: object) -> None:
