@@ -9,7 +9,7 @@ count. ``unknown`` (too little data) only matches when a policy lists it.
 
 ``run_policies`` is the one call the detection scheduler makes after each pass:
 
-    run_policies(switch_service, findings, file_config.policies, now=time.time())
+    run_policies(switches, findings, file_config.policies, now=time.time())
 """
 
 from __future__ import annotations
