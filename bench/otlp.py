@@ -39,7 +39,7 @@ from monitor.store import Store
 from monitor.store.migrate import upgrade
 from monitor.telemetry.logging import configure
 from monitor.telemetry.metrics import Metrics
-from tests.daemon import Daemon
+from tests.support.daemon import Daemon
 
 SPANS_PER_BATCH = 512
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "in-house-7b")

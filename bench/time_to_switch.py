@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from monitor.store import Store
 from monitor.store import schema as t
-from tests.daemon import Daemon
+from tests.support.daemon import Daemon
 
 TOKEN = "bench-control"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

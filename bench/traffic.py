@@ -5,7 +5,7 @@ objects, no store) and aggregates them per minute exactly as ``monitor.batch.rol
 ``detectors.types.Rollup`` rows (one per workflow, signal and minute with data), so a
 benchmark can call ``detectors.engine.run_pass`` the way the scheduler does at a few
 microseconds per event. ``TrafficSim.events`` turns the same draws into
-``collectors.events`` objects, which ``tests/test_traffic_sim.py`` rolls up through the real
+``collectors.events`` objects, which ``tests/bench/test_traffic_sim.py`` rolls up through the real
 ingest code to check that both paths agree.
 
 What is realistic about it (per workflow, ``WorkflowProfile``):
