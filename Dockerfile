@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY collectors ./collectors
 COPY detectors ./detectors
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir "./[postgres]" \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin driftwarden \
     && mkdir -p /data && chown driftwarden /data
 

@@ -22,11 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.events import Event, Review, Run
-from monitor.scheduler import Detection
+from collectors.events import Event, Review, Run
+from monitor.detection.scheduler import Detection
 from monitor.settings import FileConfig, Settings
 from monitor.store import Store
 from monitor.store.migrate import upgrade
@@ -51,7 +52,7 @@ class Traffic:
             for _ in range(per_workflow // 2):
                 self.n += 1
                 ts = self.t + rng.random() * 60
-                status = "error" if rng.random() < 0.01 else "ok"
+                status: Literal["ok", "error"] = "error" if rng.random() < 0.01 else "ok"
                 out.append(
                     Run(
                         id=f"r{self.n}",

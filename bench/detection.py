@@ -145,7 +145,8 @@ def detectors_for(sc: Scenario, tune_obs: int, seed: int) -> dict[str, Adapter]:
         )
 
     def adwin(inv_delta: float) -> Adapter:
-        return Adapter(lambda: drift.ADWIN(delta=1.0 / inv_delta), rate, False)
+        # river has no type hints
+        return Adapter(lambda: drift.ADWIN(delta=1.0 / inv_delta), rate, False)  # type: ignore[no-untyped-call]
 
     th = tune(ph, 0.05, 500.0, xs)
     inv = tune(adwin, 1.0, 1e12, xs)

@@ -5,7 +5,7 @@
     python bench/false_alarms.py --label after --write   # adds/replaces a RESULTS.md section
 
 Traffic comes from ``bench/traffic.py`` (seeded, vectorised, minute rollups as the store
-writes them). Every pass is what ``monitor.scheduler.Detection.run_once`` does in memory:
+writes them). Every pass is what ``monitor.detection.scheduler.Detection.run_once`` does in memory:
 the rollups new since the last pass (buckets ``[now - pass_every, now)``), the states the
 last pass returned, ``now`` = the pass time, ``model_versions`` (every label seen, as
 ``load_versions``) and ``active_users`` (as ``load_active_users``), ``DetectionConfig``
@@ -100,7 +100,7 @@ class Budget:
         pass_every: int = 300,
         slos: Mapping[str, float] | None = None,
     ) -> DetectionConfig:
-        # as monitor.scheduler.build_config: "the present" is the last 3 pass intervals
+        # as monitor.detection.scheduler.build_config: "the present" is the last 3 pass intervals
         kw: dict[str, Any] = {
             "declared": dict(declared or {}),
             "live_s": int(max(900, 3 * pass_every)),

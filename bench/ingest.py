@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.settings import Settings
 from monitor.store import Store
 from monitor.store.migrate import upgrade
-from tests.daemon import Daemon
+from tests.support.daemon import Daemon
 
 BATCH = 1000
 # the ceiling gets the daemon's SQLite settings (or what DRIFTWARDEN_SQLITE_AUTOCHECKPOINT

@@ -26,19 +26,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.otlp import PROTOBUF, decode_request, iter_spans
 from collectors.otlp_mapping import MappingOptions, map_spans
-from monitor.ingest import IngestService
-from monitor.logging import configure
-from monitor.metrics import Metrics
+from monitor.ingest.service import IngestService
 from monitor.store import Store
 from monitor.store.migrate import upgrade
-from tests.daemon import Daemon
+from monitor.telemetry.logging import configure
+from monitor.telemetry.metrics import Metrics
+from tests.support.daemon import Daemon
 
 SPANS_PER_BATCH = 512
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "in-house-7b")
@@ -70,7 +71,9 @@ def make_batch(batch: int, now_ns: int) -> bytes:
                     kind=Span.SPAN_KIND_CLIENT,
                     start_time_unix_nano=start,
                     end_time_unix_nano=start + 400_000_000 + (i % 97) * 1_000_000,
-                    status=Status(code=Status.STATUS_CODE_ERROR if i % 50 == 0 else 0),
+                    status=Status(
+                        code=Status.STATUS_CODE_ERROR if i % 50 == 0 else Status.STATUS_CODE_UNSET
+                    ),
                     attributes=[
                         _kv("gen_ai.operation.name", "chat"),
                         _kv("gen_ai.provider.name", "anthropic" if "claude" in model else "openai"),
@@ -86,8 +89,8 @@ def make_batch(batch: int, now_ns: int) -> bytes:
             )
         request.resource_spans.append(
             ResourceSpans(
-                resource={"attributes": [_kv("service.name", f"Workflow {r}")]},
-                scope_spans=[ScopeSpans(scope={"name": "bench"}, spans=spans)],
+                resource=Resource(attributes=[_kv("service.name", f"Workflow {r}")]),
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name="bench"), spans=spans)],
             )
         )
     data: bytes = request.SerializeToString()

@@ -53,7 +53,8 @@ def minute_counts(rng: np.random.Generator, per_day: float, days: int) -> np.nda
     shape = shape / shape.mean()
     local_day = (minutes // 60 + phase) // 24
     day_mult = rng.gamma(1 / DAY_CV**2, DAY_CV**2, size=int(local_day.max()) + 1)
-    return rng.poisson(per_day / 1440 * shape * day_mult[local_day])
+    counts: np.ndarray = rng.poisson(per_day / 1440 * shape * day_mult[local_day])
+    return counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from monitor.store import Store
 from monitor.store import schema as t
-from tests.daemon import Daemon
+from tests.support.daemon import Daemon
 
 TOKEN = "bench-control"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -225,8 +225,9 @@ def alarm_at(store: Store, wf: str) -> int | None:
 
 def find_alarm(chart: dict[str, object]) -> int | None:
     """``alarm_at`` of the chart, or of its upward half when it is two-sided."""
-    if isinstance(chart.get("alarm_at"), int):
-        return int(chart["alarm_at"])  # type: ignore[arg-type]
+    alarm_at = chart.get("alarm_at")
+    if isinstance(alarm_at, int):
+        return alarm_at
     for value in chart.values():
         if isinstance(value, dict) and (found := find_alarm(value)) is not None:
             return found

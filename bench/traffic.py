@@ -1,11 +1,11 @@
 """Seeded, vectorised traffic simulator that emits the store's minute rollups directly.
 
 Per workflow it draws every run and review of a simulated day with numpy (no event
-objects, no store) and aggregates them per minute exactly as ``monitor.rollups`` does, into
+objects, no store) and aggregates them per minute exactly as ``monitor.batch.rollups`` does, into
 ``detectors.types.Rollup`` rows (one per workflow, signal and minute with data), so a
 benchmark can call ``detectors.engine.run_pass`` the way the scheduler does at a few
 microseconds per event. ``TrafficSim.events`` turns the same draws into
-``monitor.events`` objects, which ``tests/test_traffic_sim.py`` rolls up through the real
+``collectors.events`` objects, which ``tests/bench/test_traffic_sim.py`` rolls up through the real
 ingest code to check that both paths agree.
 
 What is realistic about it (per workflow, ``WorkflowProfile``):
@@ -29,7 +29,7 @@ What is realistic about it (per workflow, ``WorkflowProfile``):
 Changes (``Change``): at ``at`` (a minute boundary) a parameter of the profile steps (or
 ramps over ``ramp_s``) to ``to``, optionally with a new model version label.
 
-Rollup semantics (``detectors/signals.py``, ``monitor/rollups.py``): rates carry trials in
+Rollup semantics (``detectors/signals.py``, ``monitor/batch/rollups.py``): rates carry trials in
 ``count`` and events in ``successes`` with ``sum = sumsq = 0`` and no min/max; ``runs``
 counts all runs with ``successes`` = status ok; ``team_runs.<team>`` likewise per team;
 ``retries`` is a value rollup of the retry counts of all runs whose ``successes`` are the
@@ -476,7 +476,7 @@ def draw_day(profile: WorkflowProfile, day: int, start: float, seed: int) -> Day
 def day_columns(
     profile: WorkflowProfile, d: DayDraws, wanted: Collection[str] | None = None
 ) -> dict[str, Columns]:
-    """The day's rollups per signal, as ``monitor.rollups`` computes them."""
+    """The day's rollups per signal, as ``monitor.batch.rollups`` computes them."""
     out: dict[str, Columns] = {}
     ds, rm, vm = d.day_start, d.run_minute, d.review_minute
 
@@ -662,8 +662,8 @@ class TrafficSim:
         return out
 
     def events(self, workflow: str, day: int, start: float, end: float) -> list[Any]:
-        """The same draws as ``monitor.events`` Run/Review objects (tests; slow)."""
-        from monitor.events import Review, Run
+        """The same draws as ``collectors.events`` Run/Review objects (tests; slow)."""
+        from collectors.events import Review, Run
 
         p = self._by_name[workflow]
         d = self.draws(workflow, day)

@@ -45,9 +45,9 @@ from typing import Any, Final
 
 import orjson
 
+from collectors.events import MAX_BATCH_EVENTS, Event, EventError, convert_event
 from collectors.native import BatchError, Parsed, Rejected
 from collectors.prices import fill_cost
-from monitor.events import MAX_BATCH_EVENTS, Event, EventError, convert_event
 
 FORMATS: Final = ("openai", "anthropic", "litellm", "csv")
 CSV_FIELDS: Final = (

@@ -13,8 +13,7 @@ from typing import Literal
 
 import msgspec
 
-from collectors.prices import price_cost_events
-from monitor.events import (
+from collectors.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     Event,
@@ -22,6 +21,7 @@ from monitor.events import (
     decode_event,
     decode_events,
 )
+from collectors.prices import price_cost_events
 
 Format = Literal["json", "ndjson"]
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])

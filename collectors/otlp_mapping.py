@@ -3,7 +3,7 @@
 Each table row is (event field, attribute keys in order of preference, converter): the
 first key present on the span wins. The tables cover the OpenTelemetry GenAI semantic
 conventions (current and older names), OpenInference, and ``driftwarden.*`` attributes for
-what no convention has. ``collectors/README-mapping.md`` is the same table for users.
+what no convention has. ``docs/otlp-mapping.md`` is the same table for users.
 
 Tokens and cost go on the ``cost`` event only, never also on the ``run``, so spend is
 counted once. Event ids are ``<workflow>/<gen_ai.response.id>`` for a model call that has
@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from collectors.events import Event, EventError, convert_event
 from collectors.otlp import SpanRecord, decode_request, iter_spans
 from collectors.prices import fill_cost, unpriced_models
-from monitor.events import Event, EventError, convert_event
 
 Convert = Callable[[Any], Any]
 RESPONSE_ID: Final = "gen_ai.response.id"  # the provider's id of one model call

@@ -31,7 +31,7 @@ import genai_prices
 from genai_prices import Usage, calc_price, data_snapshot
 from genai_prices.types import TieredPrices
 
-from monitor.events import Cost, Event
+from collectors.events import Cost, Event
 
 PRICE_SOURCE: Final = f"genai-prices {genai_prices.__version__}"
 UNKNOWN_MODEL: Final = "unknown"

@@ -8,7 +8,7 @@ from typing import Final
 
 # the width of the ``signal`` columns (rollups, findings, detector state): a name built from
 # a prefix and a client's label (action, team, KPI) must fit, so events are validated
-# against it (monitor.events) rather than failing in the database
+# against it (collectors.events) rather than failing in the database
 SIGNAL_MAX_LENGTH: Final = 96
 
 # run events

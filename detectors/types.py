@@ -46,7 +46,7 @@ class Status(StrEnum):
 
     @property
     def gauge_value(self) -> int:
-        """The value exported in ``driftwarden_finding_status`` (DESIGN.md)."""
+        """The value exported in ``driftwarden_finding_status`` (docs/design.md)."""
         return {"ok": 0, "warn": 1, "critical": 2, "unknown": -1}[self.value]
 
     @property
@@ -67,7 +67,7 @@ def worst(statuses: list[Status]) -> Status:
 
 @dataclass(slots=True)
 class Finding:
-    """The verdict of one detector on one signal of one workflow (DESIGN.md "A Finding")."""
+    """The verdict of one detector on one signal of one workflow (docs/design.md "A Finding")."""
 
     workflow: str
     signal: str

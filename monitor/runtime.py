@@ -1,17 +1,17 @@
-"""Starting the daemon: store checks, background tasks (tailers, demo feeder, detection)."""
+"""Starting the daemon: the bind and store checks, and the demo feeder."""
 
 from __future__ import annotations
 
 import ipaddress
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import structlog
-from fastapi import FastAPI
 
+from collectors.events import EventError, convert_event
+from monitor.demo import Simulator
+from monitor.ingest.service import IngestService
 from monitor.settings import Settings
 from monitor.store import Store, StoreUnavailable
 from monitor.store.migrate import current_revision, head_revision, upgrade
@@ -73,34 +73,12 @@ def prepare_store(store: Store, migrate: bool | None) -> None:
         )
 
 
+# a background job: runs until the event is set
 Task = Callable[[threading.Event], None]
 
 
-def thread_hook(
-    name: str, make_task: Callable[[FastAPI], Task]
-) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
-    """An app hook that runs ``make_task(app)(stop_event)`` in a thread for the app's life."""
-
-    @asynccontextmanager
-    async def hook(app: FastAPI) -> AsyncIterator[None]:
-        stop = threading.Event()
-        target = make_task(app)
-        thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
-        thread.start()
-        log.info("background task started", task=name)
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-
-    return hook
-
-
-def demo_feeder(app_state: Any, seed: int = 0, drift_after_s: float = 600.0) -> Task:
+def demo_feeder(ingest: IngestService, seed: int = 0, drift_after_s: float = 600.0) -> Task:
     """Feed simulated traffic straight into the ingest service, once a second."""
-    from monitor.demo import Simulator
-    from monitor.events import EventError, convert_event
 
     def run(stop: threading.Event) -> None:
         sim = Simulator(seed=seed, drift_after_s=drift_after_s)
@@ -115,7 +93,7 @@ def demo_feeder(app_state: Any, seed: int = 0, drift_after_s: float = 600.0) -> 
                     log.error("demo produced an invalid event", error=str(err))
             last = now
             try:
-                app_state.ingest.ingest(events)
+                ingest.ingest(events)
             except StoreUnavailable:
                 log.warning("demo: store unavailable, dropping one second of demo traffic")
 

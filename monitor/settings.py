@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from monitor.events import WORKFLOW_PATTERN
+from collectors.events import WORKFLOW_PATTERN
 
 Mode = Literal["auto", "review", "manual"]
 
@@ -130,6 +130,7 @@ class FileConfig(_Strict):
 
 
 CommaList = Annotated[list[str], NoDecode]
+OTLP_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -195,6 +196,42 @@ class Settings(BaseSettings):
         default=10_000,
         ge=0,
         description="WAL pages (4 KiB) before a commit copies the WAL into the database file",
+    )
+
+    # the OTLP/HTTP receiver (POST /v1/traces): how spans become events, docs/otlp-mapping.md
+    otlp_workflow_attribute: str = Field(
+        default="driftwarden.workflow",
+        min_length=1,
+        description="span (then resource) attribute naming the workflow",
+    )
+    otlp_workflow_resource_attribute: str | None = Field(
+        default="service.name",
+        description="resource attribute used, normalised, when no span names the workflow",
+    )
+    otlp_default_workflow: str | None = Field(
+        default=None,
+        pattern=WORKFLOW_PATTERN,
+        description="workflow of spans that name none (unset: such spans are rejected)",
+    )
+    otlp_select: Literal["ai", "driftwarden", "all"] = Field(
+        default="ai",
+        description="which spans become events: AI spans, spans with driftwarden.* "
+        "attributes, or all",
+    )
+    otlp_cost_from_aggregate_spans: bool = Field(
+        default=False,
+        description="also bill agent/workflow spans (their tokens repeat their model calls')",
+    )
+    otlp_price_missing_cost: bool = Field(
+        default=True, description="compute cost_usd from the price table when a span has none"
+    )
+    otlp_max_body_bytes: int = Field(
+        default=OTLP_MAX_BODY_BYTES, ge=1, description="largest export accepted (413 above)"
+    )
+    otlp_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="exports handled at once before a 429 (unset: DRIFTWARDEN_INGEST_CONCURRENCY)",
     )
 
     @field_validator("ingest_tokens", "read_tokens", "control_tokens", mode="before")

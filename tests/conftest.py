@@ -1,5 +1,8 @@
 """Shared fixtures: stores on a real SQLite file and on the real PostgreSQL.
 
+Also ``daemon``: the real app on the SQLite store, served over HTTP on a free loopback
+port (tokens required: ``tests.support.switches``).
+
 PostgreSQL comes from ``DRIFTWARDEN_TEST_POSTGRES_URL`` (e.g.
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Each xdist worker gets its own
 database, created here and dropped at the end. Without the variable the PostgreSQL cases
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as monitor.cli does, before numpy
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as monitor.cli.main does, before numpy
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from sqlalchemy.engine import make_url
 from monitor.store import Store
 from monitor.store import schema as t
 from monitor.store.migrate import upgrade
+from tests.support.switches import make_app, serving
 
 PG_ENV = "DRIFTWARDEN_TEST_POSTGRES_URL"
 
@@ -86,3 +90,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     upgrade(s)
     yield s
     s.dispose()
+
+
+@pytest.fixture
+def daemon(sqlite_store: Store) -> Iterator[str]:
+    """The base URL of the real app on ``sqlite_store``, served in a thread."""
+    with serving(make_app(sqlite_store)) as url:
+        yield url

@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse
 from monitor.api.auth import require
 from monitor.api.body import read_body
 from monitor.api.errors import ApiError
-from monitor.api.switches import WORKFLOW_RE, switch_service
-from monitor.policies import alert_policies
+from monitor.api.state import services
+from monitor.api.switches import WORKFLOW_RE
 from monitor.settings import PolicyConfig
-from monitor.switches import ACTION_PATTERN, SAFETY, Mode, SwitchService
+from monitor.switch.policies import alert_policies
+from monitor.switch.service import ACTION_PATTERN, SAFETY, Mode, SwitchService
 
 router = APIRouter()
 MAX_BODY = 4 * 1024 * 1024
@@ -209,8 +210,8 @@ async def alertmanager_webhook(
                 }
             ],
         )
-    service = switch_service(request.app)
-    policies = list(request.app.state.file_config.policies)
+    service = services(request).switches
+    policies = list(services(request).file_config.policies)
     plans, problems, ignored = [], [], 0
     for i, alert in enumerate(payload["alerts"]):
         try:

@@ -1,52 +1,44 @@
-"""The application factory: one FastAPI app wired to a store, metrics and settings."""
+"""The application factory: one FastAPI app over the services ``monitor.wiring`` builds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
 
 from monitor import __version__
-from monitor.alarm_budget import false_alarm_budgets
 from monitor.api import alertmanager, errors, findings, health, ingest, ofrep, otlp, switches
 from monitor.api.guards import RequestGuard
-from monitor.api.switches import switch_hook
 from monitor.console import docs as offline_docs
 from monitor.console import views as console
-from monitor.findings_metrics import FindingsCollector
-from monitor.ingest import IngestService
-from monitor.metrics import Metrics
-from monitor.parse_pool import ParsePool
-from monitor.settings import Settings
+from monitor.settings import FileConfig, Settings
 from monitor.store import Store
-
-Hook = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+from monitor.telemetry.metrics import Metrics
+from monitor.wiring import BackgroundTask, build_services
 
 
 def create_app(
     settings: Settings,
     store: Store | None = None,
     metrics: Metrics | None = None,
-    hooks: list[Hook] | None = None,
+    tasks: Sequence[BackgroundTask] = (),
+    file_config: FileConfig | None = None,
 ) -> FastAPI:
-    """Build the app. ``hooks`` are async context managers entered for the app's lifetime
-    (the scheduler and the notifier use them), after the store is ready."""
-    store = store or Store.from_settings(settings)
-    metrics = metrics or Metrics(max_workflows=settings.max_workflows)
+    """Build the services once (``monitor.wiring.build_services``) and the app over them.
+
+    ``tasks`` (``monitor.wiring.background_tasks``) run for the app's lifetime, after the
+    services have started; ``file_config`` defaults to the file the settings name.
+    """
+    services = build_services(settings, store, metrics, file_config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from contextlib import AsyncExitStack
-
         async with AsyncExitStack() as stack:
-            app.state.ingest.parse_pool.start()
-            stack.callback(app.state.ingest.parse_pool.close)
-            await stack.enter_async_context(switch_hook(app))
-            for hook in hooks or []:
-                await stack.enter_async_context(hook(app))
+            stack.enter_context(services.running())
+            for task in tasks:
+                await stack.enter_async_context(task(services))
             yield
 
     app = FastAPI(
@@ -55,33 +47,16 @@ def create_app(
         summary="Monitoring, drift detection and kill switches for AI workflows",
         lifespan=lifespan,
         # FastAPI's /docs and /redoc load their assets from a CDN: blank offline. The
-        # console serves /docs from the swagger-ui-bundle package instead.
+        # console serves /docs from the swagger-ui-py package instead.
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.file_config = settings.load_file()
-    app.state.store = store
-    app.state.metrics = metrics
-    app.state.ingest = IngestService(store, metrics, ParsePool(settings.parse_processes))
+    app.state.services = services
     app.state.ingest_limiter = anyio.CapacityLimiter(settings.ingest_concurrency)
-    budgets = {
-        wf: cfg.monthly_budget_usd
-        for wf, cfg in app.state.file_config.workflows.items()
-        if cfg.monthly_budget_usd
-    }
-    metrics.registry.register(
-        FindingsCollector(
-            store,
-            budgets,
-            lambda seen: false_alarm_budgets(app.state.settings, app.state.file_config, seen),
-        )
-    )
     errors.install(app)
     app.add_middleware(RequestGuard)
-    app.include_router(health.router)
-    app.include_router(ingest.router)
-    for module in (otlp, findings, switches, ofrep, alertmanager):
+    otlp.install(app, settings)
+    for module in (health, ingest, findings, switches, ofrep, alertmanager):
         app.include_router(module.router)
     app.include_router(console.router)  # the web console at /
     app.include_router(offline_docs.router)

@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import Request
 
 from monitor.api.errors import ApiError
+from monitor.api.state import services
 from monitor.settings import Settings
 
 Role = Literal["ingest", "read", "control"]
@@ -54,7 +55,7 @@ def require(role: Role) -> Callable[[Request], str]:
     """A FastAPI dependency: ``caller: str = Depends(require("control"))``."""
 
     def dependency(request: Request) -> str:
-        settings: Settings = request.app.state.settings
+        settings: Settings = services(request).settings
         return check(settings, request, role)
 
     return dependency

@@ -1,4 +1,4 @@
-"""JSON errors ``{"error": ..., "detail": ...}`` (DESIGN.md) and their handlers."""
+"""JSON errors ``{"error": ..., "detail": ...}`` (docs/design.md) and their handlers."""
 
 from __future__ import annotations
 

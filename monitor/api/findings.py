@@ -8,9 +8,10 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 
 from detectors.types import Status, worst
-from monitor import detection_store as ds
-from monitor.alarm_budget import budget_in_force, budget_report
 from monitor.api.auth import require
+from monitor.api.state import services
+from monitor.detection import store as ds
+from monitor.detection.alarm_budget import budget_in_force, budget_report
 
 router = APIRouter()
 STATUSES = "^(ok|warn|critical|unknown)$"
@@ -68,15 +69,15 @@ async def findings(
     _caller: str = Depends(require("read")),
 ) -> dict[str, Any]:
     rows = await anyio.to_thread.run_sync(
-        lambda: ds.current_findings(request.app.state.store, workflow, status, signal)
+        lambda: ds.current_findings(services(request).store, workflow, status, signal)
     )
     return {"findings": rows, "count": len(rows)}
 
 
 @router.get("/v1/workflows", summary="Workflows with their worst status and switch mode")
 async def workflows(request: Request, _caller: str = Depends(require("read"))) -> dict[str, Any]:
-    store = request.app.state.store
-    settings, file_config = request.app.state.settings, request.app.state.file_config
+    wired = services(request)
+    store, settings, file_config = wired.store, wired.settings, wired.file_config
     rows = await anyio.to_thread.run_sync(ds.current_findings, store)
     last = await anyio.to_thread.run_sync(ds.last_pass_time, store)
     by_wf: dict[str, list[dict[str, Any]]] = {}

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from collectors.events import MAX_BATCH_BYTES
 from monitor import __version__
 from monitor.api.errors import unavailable_response
-from monitor.events import MAX_BATCH_BYTES
+from monitor.api.state import services
 from monitor.store import Store, StoreUnavailable
 
 router = APIRouter()
@@ -27,7 +28,7 @@ MIN_ROOM_BYTES = 2 * MAX_BATCH_BYTES
 
 @router.get("/readyz", summary="Readiness: the store answers and takes writes", response_model=None)
 async def readyz(request: Request) -> JSONResponse:
-    store: Store = request.app.state.store
+    store: Store = services(request).store
     try:
         with anyio.fail_after(5):
             problem = await anyio.to_thread.run_sync(_not_ready, store)
@@ -57,4 +58,4 @@ def _not_ready(store: Store) -> str | None:
 
 @router.get("/metrics", summary="Prometheus metrics", response_model=None)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

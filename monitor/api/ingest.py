@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from collectors.costlogs import FORMATS, parse_costlog_body
+from collectors.events import MAX_BATCH_BYTES
 from collectors.native import BatchError, Parsed, parse_batch
 from monitor.api.auth import require
 from monitor.api.body import media_type, read_body
 from monitor.api.errors import ApiError
-from monitor.events import MAX_BATCH_BYTES
-from monitor.ingest import IngestService
+from monitor.api.state import services
+from monitor.ingest.service import IngestService
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ MAX_ERRORS_RETURNED = 1000
 
 
 def _service(request: Request) -> IngestService:
-    service: IngestService = request.app.state.ingest
+    service: IngestService = services(request).ingest
     return service
 
 

@@ -18,10 +18,11 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
+from collectors.events import WORKFLOW_PATTERN
 from monitor.api.body import read_body
-from monitor.api.switches import WORKFLOW_RE, caller, read_state, switch_service
-from monitor.events import WORKFLOW_PATTERN
-from monitor.switches import ACTION_PATTERN, SwitchState
+from monitor.api.state import services
+from monitor.api.switches import WORKFLOW_RE, caller, read_state
+from monitor.switch.service import ACTION_PATTERN, SwitchState
 
 router = APIRouter()
 MAX_BODY = 64 * 1024
@@ -109,7 +110,7 @@ async def evaluate_flag(
             f"flag {key!r} is not <workflow>.mode or <workflow>.action.<name>",
         )
     workflow, action = parsed
-    state = await read_state(switch_service(request.app), workflow)
+    state = await read_state(services(request).switches, workflow)
     return JSONResponse(evaluate(key, state, action))
 
 
@@ -130,7 +131,7 @@ async def evaluate_all(
     if isinstance(context, str):
         code, _, details = context.partition(":")
         return _failure(400, None, code, details)
-    service = switch_service(request.app)
+    service = services(request).switches
     only = context.get("workflow")
     if isinstance(only, str) and not WORKFLOW_RE.match(only):
         return _failure(400, None, "INVALID_CONTEXT", f"workflow must match {WORKFLOW_PATTERN}")

@@ -11,13 +11,12 @@ keeps answering health checks.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Final
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from starlette.datastructures import State
 
 from collectors.otlp import (
     JSON,
@@ -30,13 +29,13 @@ from collectors.otlp_mapping import MappingOptions, MappingResult, decode_and_ma
 from monitor.api.auth import check
 from monitor.api.body import read_body
 from monitor.api.errors import RETRY_AFTER_S, ApiError
-from monitor.ingest import IngestService
+from monitor.api.state import services
+from monitor.ingest.service import IngestService
 from monitor.settings import Settings
 from monitor.store import StoreUnavailable
 
 router = APIRouter()
 
-DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 BUSY_RETRY_AFTER_S: Final = 1
 # google.rpc.Code values for the Status body
 _CODES: Final = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
@@ -70,29 +69,29 @@ class OtlpConfig:
 
 
 def config_from_settings(settings: Settings) -> OtlpConfig:
-    """The receiver's configuration from ``otlp_<option>`` settings fields, when declared.
-
-    Every ``MappingOptions`` field can be set as ``otlp_<field>`` (e.g. ``otlp_select``);
-    ``otlp_max_body_bytes`` and ``otlp_concurrency`` bound the receiver itself.
-    """
-    overrides = {
-        f.name: getattr(settings, f"otlp_{f.name}")
-        for f in fields(MappingOptions)
-        if hasattr(settings, f"otlp_{f.name}")
-    }
+    """The receiver's configuration: every ``MappingOptions`` field is the setting
+    ``otlp_<field>`` (``DRIFTWARDEN_OTLP_<FIELD>``); ``otlp_max_body_bytes`` and
+    ``otlp_concurrency`` bound the receiver itself."""
     return OtlpConfig(
-        options=MappingOptions(**overrides),
-        max_body_bytes=int(getattr(settings, "otlp_max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
-        concurrency=int(getattr(settings, "otlp_concurrency", None) or settings.ingest_concurrency),
+        options=MappingOptions(
+            workflow_attribute=settings.otlp_workflow_attribute,
+            workflow_resource_attribute=settings.otlp_workflow_resource_attribute,
+            default_workflow=settings.otlp_default_workflow,
+            select=settings.otlp_select,
+            cost_from_aggregate_spans=settings.otlp_cost_from_aggregate_spans,
+            price_missing_cost=settings.otlp_price_missing_cost,
+        ),
+        max_body_bytes=settings.otlp_max_body_bytes,
+        concurrency=settings.otlp_concurrency or settings.ingest_concurrency,
     )
 
 
-def _state(state: State, settings: Settings) -> tuple[OtlpConfig, _Gate]:
-    if getattr(state, "otlp_gate", None) is None:
-        config = config_from_settings(settings)
-        state.otlp_config = config
-        state.otlp_gate = _Gate(config.concurrency)
-    return state.otlp_config, state.otlp_gate
+def install(app: FastAPI, settings: Settings) -> None:
+    """Mount the receiver with its configuration and admission gate."""
+    config = config_from_settings(settings)
+    app.state.otlp_config = config
+    app.state.otlp_gate = _Gate(config.concurrency)
+    app.include_router(router)
 
 
 def _reply(kind: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -102,8 +101,8 @@ def _reply(kind: str, status: int, message: str, headers: dict[str, str] | None 
 
 @router.post("/v1/traces", summary="OTLP/HTTP traces", response_model=None)
 async def post_traces(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    service: IngestService = request.app.state.ingest
+    settings: Settings = services(request).settings
+    service: IngestService = services(request).ingest
     try:
         kind = otlp_media_type(request.headers.get("content-type"))
     except OtlpError as err:
@@ -113,7 +112,8 @@ async def post_traces(request: Request) -> Response:
         check(settings, request, "ingest")
     except ApiError as err:
         return _reply(kind, err.status, str(err.detail), err.headers)
-    config, gate = _state(request.app.state, settings)
+    config: OtlpConfig = request.app.state.otlp_config
+    gate: _Gate = request.app.state.otlp_gate
     if not gate.try_enter():
         service.reject("overloaded")
         return _reply(

@@ -1,4 +1,4 @@
-"""GET/PUT /v1/switches[/{workflow}] and GET /v1/audit, plus the app's switch service.
+"""GET/PUT /v1/switches[/{workflow}] and GET /v1/audit.
 
 Reads need the read token, changes the control token and a reason. ``ETag`` is the
 switch version; ``If-Match`` on PUT is a compare-and-set (412 when stale) and
@@ -8,25 +8,20 @@ switch version; ``If-Match`` on PUT is a compare-and-set (412 when stale) and
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
-import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from collectors.events import WORKFLOW_PATTERN
 from monitor.api.auth import Role, check, require
 from monitor.api.errors import ApiError
-from monitor.events import WORKFLOW_PATTERN
-from monitor.notify import Notifier
-from monitor.store import StoreUnavailable
-from monitor.switch_metrics import switch_metrics
-from monitor.switches import (
+from monitor.api.state import services
+from monitor.switch.service import (
     ACTION_PATTERN,
     Mode,
     SwitchService,
@@ -35,53 +30,14 @@ from monitor.switches import (
     Wanted,
 )
 
-log = structlog.get_logger(__name__)
 WORKFLOW_RE = re.compile(WORKFLOW_PATTERN)
-_LOCK = threading.Lock()
 
 
-# -- the service, one per app -----------------------------------------------------------
-def switch_service(app: Any) -> SwitchService:
-    """The app's ``SwitchService`` (made on first use when ``switch_hook`` is not wired)."""
-    state = app.state
-    found = getattr(state, "switches", None)
-    if isinstance(found, SwitchService):
-        return found
-    with _LOCK:
-        found = getattr(state, "switches", None)
-        if isinstance(found, SwitchService):
-            return found
-        service = SwitchService(state.store, state.file_config, switch_metrics(state.metrics))
-        notifier = Notifier(state.file_config.notify_webhooks).start()
-        service.listeners.append(notifier.on_change)
-        state.switch_notifier = notifier
-        try:
-            service.load_gauges()
-        except StoreUnavailable:
-            log.warning("switch gauges not loaded: store unavailable")
-        state.switches = service
-        return service
-
-
-@asynccontextmanager
-async def switch_hook(app: FastAPI) -> AsyncIterator[None]:
-    """App hook: load the persisted switch state into the gauges at startup and stop the
-    notifier at shutdown. It is this router's lifespan, so ``create_app`` runs it."""
-    switch_service(app)
-    try:
-        yield
-    finally:
-        notifier = getattr(app.state, "switch_notifier", None)
-        if isinstance(notifier, Notifier):
-            notifier.stop()
-
-
-# the lifespan merges into the app's, so serve loads the gauges at startup without wiring
-router = APIRouter(lifespan=switch_hook)
+router = APIRouter()
 
 
 def _service(request: Request) -> SwitchService:
-    return switch_service(request.app)
+    return services(request).switches
 
 
 def caller(role: Role) -> Callable[[Request], Awaitable[str]]:
@@ -89,7 +45,7 @@ def caller(role: Role) -> Callable[[Request], Awaitable[str]]:
     thread pool, a hop that costs more than a cached switch read itself."""
 
     async def dependency(request: Request) -> str:
-        return check(request.app.state.settings, request, role)
+        return check(services(request).settings, request, role)
 
     return dependency
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from detectors.types import Status, worst
-from monitor import detection_store as ds
-from monitor.alarm_budget import budget_in_force, budget_report
 from monitor.api.findings import learning, status_reason
 from monitor.console.charts import FULL, SPARK, Marker, line_chart
 from monitor.console.measures import HEADLINES, NOT_CHARTED, Measure, measure_for, plot
 from monitor.console.series import Series, StepTotals, VersionSeen, load_steps
+from monitor.detection import store as ds
+from monitor.detection.alarm_budget import budget_in_force, budget_report
 from monitor.settings import FileConfig, Settings
 from monitor.store import Store
-from monitor.switches import AuditEntry, SwitchState
+from monitor.switch.state import AuditEntry, SwitchState
 
 
 @dataclass(frozen=True, slots=True)

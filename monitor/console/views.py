@@ -21,8 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from monitor import detection_store as ds
-from monitor.api.switches import SwitchChange, switch_service
+from collectors.events import WORKFLOW_PATTERN
+from monitor.api.state import services
+from monitor.api.switches import SwitchChange
 from monitor.console import pages
 from monitor.console.auth import (
     COOKIE,
@@ -38,9 +39,9 @@ from monitor.console.auth import (
 )
 from monitor.console.series import load_version_history
 from monitor.console.templates import HERE, render
-from monitor.events import WORKFLOW_PATTERN
+from monitor.detection import store as ds
 from monitor.settings import Settings
-from monitor.switches import MODES, VersionConflict, Wanted
+from monitor.switch.state import MODES, VersionConflict, Wanted
 
 router = APIRouter(include_in_schema=False)
 WORKFLOW_RE: Final = re.compile(WORKFLOW_PATTERN)
@@ -90,7 +91,7 @@ class Refused(Exception):
 
 
 def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+    settings: Settings = services(request).settings
     return settings
 
 
@@ -188,11 +189,10 @@ async def overview(request: Request) -> Response:
     visit = _visit(request)
     if not visit.viewer.can_read:
         return _sign_in_page(visit, "/", None, 401)
-    app = request.app
-    service = switch_service(app)
+    sv = services(request)
     page = await _thread(
         lambda: pages.overview(
-            app.state.store, app.state.settings, app.state.file_config, service.all(), time.time()
+            sv.store, sv.settings, sv.file_config, sv.switches.all(), time.time()
         )
     )
     return _html(
@@ -245,8 +245,8 @@ def _check_name(workflow: str) -> None:
 
 
 def _workflow_page(request: Request, workflow: str, span: pages.Range) -> pages.WorkflowPage:
-    state = request.app.state
-    service = switch_service(request.app)
+    state = services(request)
+    service = state.switches
     switch = service.get(workflow)
     rows = ds.current_findings(state.store, workflow)
     if not pages.is_known(workflow, state.file_config, switch, rows):
@@ -315,7 +315,7 @@ async def change_switch(request: Request, workflow: str) -> Response:
                 403, f"signed in with {who}: changing a switch needs a control token", back=back
             )
         wanted, reason, expected = _wanted(form, back)
-        service = switch_service(request.app)
+        service = services(request).switches
         result = await _thread(
             lambda: service.set_by_human(
                 workflow,

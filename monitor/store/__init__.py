@@ -1,6 +1,6 @@
 """Persistence: SQLite (embedded default) or PostgreSQL through SQLAlchemy Core."""
 
-from monitor.store.engine import StoreUnavailable, make_engine
-from monitor.store.writer import InsertResult, Store
+from monitor.store.database import InsertResult, Store
+from monitor.store.engine import DriverMissing, StoreUnavailable, make_engine
 
-__all__ = ["InsertResult", "Store", "StoreUnavailable", "make_engine"]
+__all__ = ["DriverMissing", "InsertResult", "Store", "StoreUnavailable", "make_engine"]

@@ -19,6 +19,10 @@ class StoreUnavailable(Exception):
 _READ_ONLY_SQLSTATE = "25006"
 
 
+class DriverMissing(Exception):
+    """The URL names a database whose driver is not installed (an optional extra)."""
+
+
 def is_unavailable(err: BaseException) -> bool:
     """True for errors that mean "the store is down", not "the statement is wrong"."""
     if isinstance(err, OperationalError):
@@ -51,14 +55,21 @@ def make_engine(
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
         connect_args = {"connect_timeout": 3}
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=8,
-        max_overflow=8,
-        pool_timeout=5,
-        connect_args=connect_args,
-    )
+    try:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=8,
+            pool_timeout=5,
+            connect_args=connect_args,
+        )
+    except ModuleNotFoundError as err:  # psycopg is the `postgres` extra, not a dependency
+        raise DriverMissing(
+            f"{parsed.get_backend_name()} needs the {err.name} module: "
+            "pip install 'driftwarden[postgres]'"
+        ) from None
+    return engine
 
 
 def _sqlite_engine(url: str, synchronous: str, autocheckpoint: int) -> Engine:

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from monitor.store.writer import Store
+from monitor.store.database import Store
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 

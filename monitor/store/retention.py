@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, delete, func, select, tuple_
 
 from monitor.store import schema as t
-from monitor.store.writer import ROLLUP_COLUMNS, Store
+from monitor.store.database import ROLLUP_COLUMNS, Store
 
 COMPACTED_SEQ = "rollups_compacted"  # sequences row: deltas up to here are folded
 

@@ -101,7 +101,9 @@ sequences = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-tail_checkpoints = Table(
+# where each tailed file was read up to (the SQL name predates the word "position";
+# "checkpoint" now means only SQLite's WAL checkpoint, monitor/store/wal.py)
+tail_positions = Table(
     "tail_checkpoints",
     metadata,
     Column("path", String(1024), primary_key=True),

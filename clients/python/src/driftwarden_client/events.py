@@ -1,7 +1,7 @@
 """The daemon's canonical event schema, as keyword arguments a workflow can type-check.
 
 Each ``*Fields`` dict names the optional fields of one event type exactly as ``POST
-/v1/events`` takes them (the daemon's ``monitor.events``; a test keeps the two equal).
+/v1/events`` takes them (the daemon's ``collectors.events``; a test keeps the two equal).
 ``encode`` turns one event into its JSON bytes when it is queued, so that a workflow
 mutating its ``attributes`` afterwards cannot change what is sent, and an event that cannot
 be sent (not JSON, too large) is refused at once, in the workflow's own call, with a

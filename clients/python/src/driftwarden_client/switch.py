@@ -1,7 +1,6 @@
 """The switch helper: "what mode am I in?" and "may I run action X?".
 
-The same behaviour and API as ``monitor.client`` (which this replaces for workflows, so that
-they need not install the daemon).
+Workflows install this package, not the daemon (it was ``monitor.client`` before).
 
     from driftwarden_client import SwitchClient
 

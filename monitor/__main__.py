@@ -1,0 +1,5 @@
+"""``python -m monitor``: the ``driftwarden`` command line."""
+
+from monitor.cli.main import main
+
+main()
