@@ -80,18 +80,28 @@ async def workflows(request: Request, _caller: str = Depends(require("read"))) -
     store, settings, file_config = wired.store, wired.settings, wired.file_config
     rows = await anyio.to_thread.run_sync(ds.current_findings, store)
     last = await anyio.to_thread.run_sync(ds.last_pass_time, store)
+    service = wired.switches
+    cached = service.cached_all()
+    switches = {
+        s.workflow: s
+        for s in (cached if cached is not None else await anyio.to_thread.run_sync(service.all))
+    }
     by_wf: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_wf.setdefault(r["workflow"], []).append(r)
-    for name in file_config.workflows:
+    for name in (*file_config.workflows, *switches):
         by_wf.setdefault(name, [])
     out = []
     for name in sorted(by_wf):
         found = by_wf[name]
         status = worst([Status(f["status"]) for f in found])
+        switch = switches.get(name)
         out.append(
             {
                 "workflow": name,
+                # a workflow never switched runs in its default mode
+                "mode": switch.mode if switch is not None else service.default_mode(name),
+                "disabled_actions": sorted(switch.disabled_actions) if switch is not None else [],
                 "status": status.value,
                 "status_reason": status_reason(status, found),
                 "signals": sorted({f["signal"] for f in found}),

@@ -11,7 +11,7 @@ from monitor.detection.scheduler import Detection
 from monitor.settings import FileConfig, Settings, WorkflowConfig
 from monitor.store import Store
 from tests.detection.test_scheduler import feed, reviews
-from tests.support.switches import READ_AUTH, make_app
+from tests.support.switches import AUTH, READ_AUTH, make_app
 
 CONFIG = FileConfig(workflows={"invoices": WorkflowConfig(baseline={"edit_rate": 0.2})})
 
@@ -61,3 +61,20 @@ def test_workflows_list_critical_and_learning_signals(client: TestClient) -> Non
     assert "edited/cusum" in by_name["invoices"]["critical"]
     assert "edited/cusum" in by_name["newbie"]["unknown"]
     assert by_name["newbie"]["critical"] == []
+
+
+def test_workflows_show_each_switch_mode_and_disabled_actions(client: TestClient) -> None:
+    """The README promised the switch mode in /v1/workflows; it was missing."""
+    put = client.put(
+        "/v1/switches/invoices",
+        json={"mode": "review", "disabled_actions": ["send_email"], "reason": "drift"},
+        headers=AUTH,
+    )
+    assert put.status_code == 200, put.text
+    by_name = {
+        w["workflow"]: w for w in client.get("/v1/workflows", headers=READ_AUTH).json()["workflows"]
+    }
+    assert by_name["invoices"]["mode"] == "review"
+    assert by_name["invoices"]["disabled_actions"] == ["send_email"]
+    assert by_name["newbie"]["mode"] == "auto"  # never switched: the default mode
+    assert by_name["newbie"]["disabled_actions"] == []
