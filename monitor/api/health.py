@@ -33,4 +33,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_model=None)
 async def metrics(request: Request) -> Response:
-    return Response(services(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    # on a worker thread: the detection gauges are read from the store, which may be slow
+    # or gone, and the event loop also answers the switch reads
+    exposition = await anyio.to_thread.run_sync(services(request).metrics.exposition)
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)

@@ -30,7 +30,8 @@ from collectors.events import Event
 from monitor.batch.prepare import EVENT_COLUMNS, EventRow, Prepared, prepare, restrict
 from monitor.batch.tally import Tally
 from monitor.store import schema as t
-from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine
+from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine, make_probe_engine
+from monitor.store.guard import StoreGuard
 
 if TYPE_CHECKING:
     from monitor.settings import Settings
@@ -74,6 +75,15 @@ class Store:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._max_variables: int | None = None
         self._statements = _Statements.build(self)
+        # a network database can vanish mid-query; a SQLite file cannot
+        self.guard: StoreGuard | None = None
+        self._probe_engine: Engine | None = None
+        if self.dialect == "postgresql":
+            self._probe_engine = make_probe_engine(self.engine.url)
+            self.guard = StoreGuard(self._probe)
+            self.guard.watch(self.engine)
+            self.guard.refuse_connects(self.engine)
+            self.guard.watch(self._probe_engine)
 
     @property
     def takes_copy(self) -> bool:
@@ -103,17 +113,21 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (``with store.write() as conn:``); raises StoreUnavailable."""
+        if self.guard is not None:
+            self.guard.admit()
         if self._write_lock is not None:
             self._write_lock.acquire()
         try:
             with self.engine.execution_options(dw_write=True).begin() as conn:
                 yield conn
         except SQLAlchemyError as err:
-            _unavailable(err)
+            self._failed(err)
             raise
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+        if self.guard is not None:
+            self.guard.succeeded()
 
     @contextmanager
     def writers_paused(self) -> Iterator[None]:
@@ -127,19 +141,47 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection; raises StoreUnavailable."""
+        if self.guard is not None:
+            self.guard.admit()
         try:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as err:
-            _unavailable(err)
+            self._failed(err)
             raise
+        if self.guard is not None:
+            self.guard.succeeded()
+
+    def _failed(self, err: SQLAlchemyError) -> None:
+        """Raise StoreUnavailable (and open the breaker) when ``err`` means the store is down."""
+        if self.guard is not None and is_unavailable(err):
+            self.guard.failed(str(err).splitlines()[0])
+        _unavailable(err)
+
+    def _probe(self) -> None:
+        assert self._probe_engine is not None
+        with self._probe_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def ping(self) -> None:
-        with self.read() as conn:
-            conn.execute(text("SELECT 1"))
+        """One round trip; raises StoreUnavailable. On a guarded store it is a probe: it
+        asks the database even while the breaker is open, and its answer closes it."""
+        if self.guard is None:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        try:
+            self._probe()
+        except SQLAlchemyError as err:  # a pool timeout too: the probe's connection is stuck
+            reason = str(err).splitlines()[0]
+            self.guard.failed(reason)
+            raise StoreUnavailable(reason) from err
+        self.guard.succeeded()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._probe_engine is not None:
+            self._probe_engine.dispose()
 
     # -- ingest ----------------------------------------------------------------------
     def insert_events(
