@@ -29,6 +29,7 @@ from monitor.store import Store, StoreUnavailable
 from monitor.store.wal import WalCheckpointer
 from monitor.switch.metrics import SwitchMetrics
 from monitor.switch.notify import Notifier
+from monitor.switch.reads import SwitchReader
 from monitor.switch.service import SwitchService
 from monitor.telemetry.metrics import Metrics
 
@@ -45,12 +46,14 @@ class Services:
     metrics: Metrics
     ingest: IngestService
     switches: SwitchService
+    switch_reads: SwitchReader  # switch reads with a deadline (the HTTP routes use it)
     notifier: Notifier
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        """Start the parse processes and the notifier, export the persisted switch state
-        (so a restart shows the truth at once); stop them again on exit."""
+        """Start the parse processes, the notifier and the store guard's probe, export the
+        persisted switch state (so a restart shows the truth at once, and switch reads have
+        a last known state to answer from if the store goes away); stop them on exit."""
         self.ingest.parse_pool.start()
         try:
             self.notifier.start()
@@ -59,11 +62,30 @@ class Services:
             except StoreUnavailable:
                 log.warning("switch gauges not loaded: store unavailable")
             try:
-                yield
+                with _guarded(self.store):
+                    yield
             finally:
+                self.switch_reads.close()
                 self.notifier.stop()
         finally:
             self.ingest.parse_pool.close()
+
+
+@contextmanager
+def _guarded(store: Store) -> Iterator[None]:
+    """Run the store guard's probe (a network store only) while the block runs."""
+    guard = store.guard
+    if guard is None:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=guard.run, args=(stop,), name="store-guard", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2 * guard.probe_timeout + guard.probe_every)
 
 
 # a background task run for the app's lifetime, given the services
@@ -101,6 +123,7 @@ def build_services(
         metrics=metrics,
         ingest=IngestService(store, metrics, ParsePool(settings.parse_processes)),
         switches=switches,
+        switch_reads=SwitchReader(switches),
         notifier=notifier,
     )
 

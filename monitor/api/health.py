@@ -58,4 +58,7 @@ def _not_ready(store: Store) -> str | None:
 
 @router.get("/metrics", summary="Prometheus metrics", response_model=None)
 async def metrics(request: Request) -> Response:
-    return Response(services(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    # on a worker thread: the detection gauges are read from the store, which may be slow
+    # or gone, and the event loop also answers the switch reads
+    exposition = await anyio.to_thread.run_sync(services(request).metrics.exposition)
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)

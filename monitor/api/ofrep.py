@@ -21,8 +21,10 @@ from fastapi.responses import JSONResponse
 from collectors.events import WORKFLOW_PATTERN
 from monitor.api.body import read_body
 from monitor.api.state import services
-from monitor.api.switches import WORKFLOW_RE, caller, read_state
-from monitor.switch.service import ACTION_PATTERN, SwitchState
+from monitor.api.switches import WORKFLOW_RE, caller, reader
+from monitor.store import StoreUnavailable
+from monitor.switch.reads import Freshness
+from monitor.switch.service import ACTION_PATTERN, SwitchService, SwitchState
 
 router = APIRouter()
 MAX_BODY = 64 * 1024
@@ -44,9 +46,17 @@ def parse_key(key: str) -> tuple[str, str | None] | None:
     return (workflow, action) if WORKFLOW_RE.match(workflow) else None
 
 
-def evaluate(key: str, state: SwitchState, action: str | None) -> dict[str, Any]:
+def evaluate(
+    key: str, state: SwitchState, action: str | None, freshness: Freshness | None = None
+) -> dict[str, Any]:
     reason = "STATIC" if state.version else "DEFAULT"
-    metadata = {"workflow": state.workflow, "version": state.version, "source": state.source}
+    metadata: dict[str, Any] = {
+        "workflow": state.workflow,
+        "version": state.version,
+        "source": state.source,
+    }
+    if freshness is not None and freshness.stale:  # from memory: the store did not answer
+        metadata.update(freshness.fields())
     if action is None:
         return {
             "key": key,
@@ -110,8 +120,10 @@ async def evaluate_flag(
             f"flag {key!r} is not <workflow>.mode or <workflow>.action.<name>",
         )
     workflow, action = parsed
-    state = await read_state(services(request).switches, workflow)
-    return JSONResponse(evaluate(key, state, action))
+    read = await reader(request).one(workflow)
+    return JSONResponse(
+        evaluate(key, read.state, action, read.freshness), headers=read.freshness.headers()
+    )
 
 
 @router.post(
@@ -131,23 +143,54 @@ async def evaluate_all(
     if isinstance(context, str):
         code, _, details = context.partition(":")
         return _failure(400, None, code, details)
-    service = services(request).switches
     only = context.get("workflow")
     if isinstance(only, str) and not WORKFLOW_RE.match(only):
         return _failure(400, None, "INVALID_CONTEXT", f"workflow must match {WORKFLOW_PATTERN}")
-    entries = await anyio.to_thread.run_sync(service.with_actions)
+    service = services(request).switches
+    read = await reader(request).every()
+    states, freshness = read.states, read.freshness
     if isinstance(only, str):
-        # a workflow never written still has a (default) mode
-        entries = [e for e in entries if e[0].workflow == only] or [
-            (await read_state(service, only), ())
-        ]
+        states = [s for s in states if s.workflow == only]
+        if not states:  # a workflow never written still has a (default) mode
+            one = await reader(request).one(only)
+            states, freshness = [one.state], one.freshness
+    # a bulk reader sees only the keys listed: a flag for every action the workflow has
+    # used (false in manual mode) gives it the safe value instead of its own default
+    used = await _used_actions(service)
+    if not isinstance(only, str):
+        known = {s.workflow for s in states}
+        states = [*states, *(service.default_state(wf) for wf in sorted(used.keys() - known))]
     flags = []
-    for state, actions in entries:
-        flags.append(evaluate(f"{state.workflow}.mode", state, None))
+    for state in states:
+        flags.append(evaluate(f"{state.workflow}.mode", state, None, freshness))
+        actions = sorted(used.get(state.workflow, set()) | set(state.disabled_actions))
         for action in actions:
-            flags.append(evaluate(f"{state.workflow}.action.{action}", state, action))
+            flags.append(evaluate(f"{state.workflow}.action.{action}", state, action, freshness))
     body = json.dumps({"flags": flags}, separators=(",", ":"), sort_keys=True).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    # the ETag names the flags, not their freshness: a stale answer of the same flags
+    # is still "not modified" for a client that holds them
+    etag = '"' + hashlib.sha256(_unmarked(flags)).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, **freshness.headers()}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(body, media_type="application/json", headers={"ETag": etag})
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def _used_actions(service: SwitchService) -> dict[str, set[str]]:
+    """The actions each workflow has used: a fresh read when the store answers within
+    25 ms, else the last one (a switch read never waits on a store fault)."""
+    used = service.known_used_actions()
+    try:
+        with anyio.move_on_after(0.025):
+            used = await anyio.to_thread.run_sync(service.used_actions, abandon_on_cancel=True)
+    except StoreUnavailable:
+        pass
+    return used
+
+
+def _unmarked(flags: list[dict[str, Any]]) -> bytes:
+    plain = [
+        {**f, "metadata": {k: v for k, v in f["metadata"].items() if k not in ("stale", "as_of")}}
+        for f in flags
+    ]
+    return json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,11 +20,11 @@ from collectors.events import WORKFLOW_PATTERN
 from monitor.api.auth import Role, check, require
 from monitor.api.errors import ApiError
 from monitor.api.state import services
+from monitor.switch.reads import SwitchReader
 from monitor.switch.service import (
     ACTION_PATTERN,
     Mode,
     SwitchService,
-    SwitchState,
     VersionConflict,
     Wanted,
 )
@@ -50,12 +49,9 @@ def caller(role: Role) -> Callable[[Request], Awaitable[str]]:
     return dependency
 
 
-async def read_state(service: SwitchService, workflow: str) -> SwitchState:
-    """From memory when fresh, else from the store on a worker thread."""
-    found = service.cached(workflow)
-    if found is not None:
-        return found
-    return await anyio.to_thread.run_sync(service.get, workflow)
+def reader(request: Request) -> SwitchReader:
+    """Switch reads with a deadline: stale from memory rather than late (monitor.switch.reads)."""
+    return services(request).switch_reads
 
 
 def check_workflow(workflow: str, field: str = "workflow") -> str:
@@ -67,9 +63,15 @@ def check_workflow(workflow: str, field: str = "workflow") -> str:
 
 
 # -- reads ---------------------------------------------------------------------------------
-@router.get("/v1/switches", summary="All switches (written ones and configured workflows)")
-def list_switches(request: Request, _caller: str = Depends(require("read"))) -> dict[str, Any]:
-    return {"switches": [s.as_dict() for s in _service(request).all()]}
+@router.get(
+    "/v1/switches",
+    summary="All switches (written ones and configured workflows)",
+    response_model=None,
+)
+async def list_switches(request: Request, _caller: str = Depends(caller("read"))) -> JSONResponse:
+    read = await reader(request).every()
+    body = {"switches": [s.as_dict() for s in read.states], **read.freshness.fields()}
+    return JSONResponse(body, headers=read.freshness.headers())
 
 
 @router.get("/v1/switches/{workflow}", summary="One switch (ETag = version)", response_model=None)
@@ -79,10 +81,11 @@ async def get_switch(
     if_none_match: Annotated[str | None, Header()] = None,
     _caller: str = Depends(caller("read")),
 ) -> Response:
-    state = await read_state(_service(request), check_workflow(workflow))
+    read = await reader(request).one(check_workflow(workflow))
+    state, headers = read.state, {"ETag": read.state.etag, **read.freshness.headers()}
     if if_none_match is not None and state.version in _versions(if_none_match, "If-None-Match"):
-        return Response(status_code=304, headers={"ETag": state.etag})
-    return JSONResponse(state.as_dict(), headers={"ETag": state.etag})
+        return Response(status_code=304, headers=headers)
+    return JSONResponse({**state.as_dict(), **read.freshness.fields()}, headers=headers)
 
 
 # -- changes -------------------------------------------------------------------------------

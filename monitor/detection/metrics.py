@@ -2,7 +2,8 @@
 
 Reading the persisted findings (instead of setting gauges in the leader's memory) means
 every replica exports the same values, and a restarted daemon exports them at once.
-A store outage yields only ``driftwarden_findings_scrape_ok 0`` rather than an error.
+A store outage yields ``driftwarden_findings_scrape_ok 0`` and the findings last read, each
+with status unknown, rather than an error.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class FindingsCollector(Collector):
         except StoreUnavailable:
             ok.add_metric([], 0)
             yield ok
+            kept = self._cached
+            if kept is not None:
+                # the findings last read, each now unknown: nobody can say while the store
+                # is away, and a series that vanished would look like one that resolved
+                unknown = [{**r, "status": Status.UNKNOWN.value} for r in kept[1]]
+                yield from self._families(unknown, kept[2])
             return
         ok.add_metric([], 1)
         yield ok

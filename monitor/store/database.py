@@ -32,7 +32,8 @@ from collectors.events import Event
 from monitor.batch.prepare import EVENT_COLUMNS, EventRow, Prepared, prepare, restrict
 from monitor.batch.tally import Tally
 from monitor.store import schema as t
-from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine
+from monitor.store.engine import StoreUnavailable, is_unavailable, make_engine, make_probe_engine
+from monitor.store.guard import StoreGuard
 
 if TYPE_CHECKING:
     from monitor.settings import Settings
@@ -80,6 +81,15 @@ class Store:
         # why the last write transaction failed, until one succeeds (readiness reads it:
         # reads may work while every write fails, e.g. a full disk or a read-only standby)
         self.write_failure: str | None = None
+        # a network database can vanish mid-query; a SQLite file cannot
+        self.guard: StoreGuard | None = None
+        self._probe_engine: Engine | None = None
+        if self.dialect == "postgresql":
+            self._probe_engine = make_probe_engine(self.engine.url)
+            self.guard = StoreGuard(self._probe)
+            self.guard.watch(self.engine)
+            self.guard.refuse_connects(self.engine)
+            self.guard.watch(self._probe_engine)
 
     @property
     def takes_copy(self) -> bool:
@@ -109,6 +119,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (``with store.write() as conn:``); raises StoreUnavailable."""
+        if self.guard is not None:
+            self.guard.admit()
         if self._write_lock is not None:
             self._write_lock.acquire()
         try:
@@ -117,13 +129,15 @@ class Store:
         except SQLAlchemyError as err:
             if is_unavailable(err):
                 self.write_failure = str(err).splitlines()[0]
-            _unavailable(err)
+            self._failed(err)
             raise
         else:
             self.write_failure = None
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+        if self.guard is not None:
+            self.guard.succeeded()
 
     def room_left(self) -> int | None:
         """Bytes a SQLite database file can still grow by: its filesystem's free space, or
@@ -158,19 +172,47 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection; raises StoreUnavailable."""
+        if self.guard is not None:
+            self.guard.admit()
         try:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as err:
-            _unavailable(err)
+            self._failed(err)
             raise
+        if self.guard is not None:
+            self.guard.succeeded()
+
+    def _failed(self, err: SQLAlchemyError) -> None:
+        """Raise StoreUnavailable (and open the breaker) when ``err`` means the store is down."""
+        if self.guard is not None and is_unavailable(err):
+            self.guard.failed(str(err).splitlines()[0])
+        _unavailable(err)
+
+    def _probe(self) -> None:
+        assert self._probe_engine is not None
+        with self._probe_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def ping(self) -> None:
-        with self.read() as conn:
-            conn.execute(text("SELECT 1"))
+        """One round trip; raises StoreUnavailable. On a guarded store it is a probe: it
+        asks the database even while the breaker is open, and its answer closes it."""
+        if self.guard is None:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        try:
+            self._probe()
+        except SQLAlchemyError as err:  # a pool timeout too: the probe's connection is stuck
+            reason = str(err).splitlines()[0]
+            self.guard.failed(reason)
+            raise StoreUnavailable(reason) from err
+        self.guard.succeeded()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._probe_engine is not None:
+            self._probe_engine.dispose()
 
     # -- ingest ----------------------------------------------------------------------
     def insert_events(

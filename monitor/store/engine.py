@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
+
+# libpq options (psycopg passes them through) so that no thread waits on a dead
+# connection for long: a connect gives up after 2 s (libpq's minimum); keepalives find a
+# silent peer of an idle connection in 5 + 3 x 1 s; unacknowledged data gives up after 5 s
+# (a real partition); the server cancels a statement after 30 s (a detection pass reads
+# at most 200k rows a statement, far less) and ends a transaction left idle for 60 s. A
+# peer that acknowledges but never answers (a hung server, a proxy) is the StoreGuard's.
+PG_CONNECT_ARGS: Final[dict[str, Any]] = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+    "options": "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000",
+}
+POOL_TIMEOUT_S: Final = 3
 
 
 class StoreUnavailable(Exception):
@@ -54,14 +71,16 @@ def make_engine(
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
-        connect_args = {"connect_timeout": 3}
+        connect_args = dict(PG_CONNECT_ARGS)
     try:
         engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=8,
             max_overflow=8,
-            pool_timeout=5,
+            # a write waits at most this long for a connection, so it answers 503 within
+            # the 5 s a switch change promises even when every connection is stuck
+            pool_timeout=POOL_TIMEOUT_S,
             connect_args=connect_args,
         )
     except ModuleNotFoundError as err:  # psycopg is the `postgres` extra, not a dependency
@@ -70,6 +89,14 @@ def make_engine(
             "pip install 'driftwarden[postgres]'"
         ) from None
     return engine
+
+
+def make_probe_engine(url: URL) -> Engine:
+    """One connection of its own for the store guard's probe (``monitor.store.guard``): a
+    probe queued behind a busy pool would read "down" for "busy"."""
+    return create_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=1, connect_args=dict(PG_CONNECT_ARGS)
+    )
 
 
 def _sqlite_engine(url: str, synchronous: str, autocheckpoint: int) -> Engine:

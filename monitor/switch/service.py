@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -48,7 +49,9 @@ __all__ = [
     "SAFETY",
     "AuditEntry",
     "ChangeResult",
+    "Known",
     "Mode",
+    "Snapshot",
     "SwitchService",
     "SwitchState",
     "VersionConflict",
@@ -70,6 +73,26 @@ class _Duplicate(Exception):
     """The dedup key was committed meanwhile; roll this attempt back."""
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A switch state as read from the store (or committed) by this daemon."""
+
+    state: SwitchState
+    read_at: float  # monotonic: how fresh it is
+    as_of: float  # epoch seconds: what a stale answer reports
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A full read of the switches table (plus the configured workflows)."""
+
+    states: list[SwitchState]
+    by_name: dict[str, SwitchState]
+    read_at: float
+    as_of: float
+    fresh: bool = True  # False once a local commit made ``states`` out of date
+
+
 Target = Callable[[SwitchState], tuple[Mode, tuple[str, ...]]]
 Listener = Callable[[ChangeResult], None]
 
@@ -85,24 +108,67 @@ class SwitchService:
     # cache at commit, so only another replica's change can be this late; writes always
     # read the row inside their transaction, so the cache never weakens compare-and-set.
     read_ttl: float = 1.0
-    _cache: dict[str, tuple[float, SwitchState]] = field(default_factory=dict, repr=False)
-    _all: tuple[float, list[SwitchState]] | None = field(default=None, repr=False)
+    # Every state read is also kept as the last known one, which the switch reader answers
+    # from (marked stale) while the store cannot be reached. Names come from requests, so
+    # the per-workflow cache is bounded (least recently used out); the full-table snapshot
+    # covers every written switch and is bounded by the table.
+    max_cached: int = 10_000
+    _cache: OrderedDict[str, Known] = field(default_factory=OrderedDict, repr=False)
+    _all: Snapshot | None = field(default=None, repr=False)
     _generation: int = field(default=0, repr=False)  # bumped by every local commit
     _used: UsedActions = field(default_factory=lambda: UsedActions(), repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- reads -------------------------------------------------------------------------
     def cached(self, workflow: str) -> SwitchState | None:
         """The state if read within ``read_ttl`` (no I/O: safe on the event loop)."""
         hit = self._cache.get(workflow)
-        if hit is not None and time.monotonic() - hit[0] < self.read_ttl:
-            return hit[1]
+        if hit is not None and time.monotonic() - hit.read_at < self.read_ttl:
+            return hit.state
         return None
 
     def cached_all(self) -> list[SwitchState] | None:
         hit = self._all
-        if hit is not None and time.monotonic() - hit[0] < self.read_ttl:
-            return hit[1]
+        if hit is not None and hit.fresh and time.monotonic() - hit.read_at < self.read_ttl:
+            return hit.states
         return None
+
+    def last_known(self, workflow: str) -> Known | None:
+        """The newest state this daemon has seen, however old (no I/O)."""
+        hit = self._cache.get(workflow)
+        snapshot = self._all
+        if snapshot is not None and (hit is None or snapshot.read_at > hit.read_at):
+            # absent from a full read of the table: at its default, as of that read
+            state = snapshot.by_name.get(workflow) or self._default(workflow)
+            return Known(state, snapshot.read_at, snapshot.as_of)
+        return hit
+
+    def last_known_all(self) -> Snapshot | None:
+        """The last full read, with this daemon's later reads and commits laid over it."""
+        snapshot = self._all
+        if snapshot is None:
+            return None
+        with self._cache_lock:
+            known = list(self._cache.values())
+        newer = {k.state.workflow: k.state for k in known if k.read_at > snapshot.read_at}
+        if not newer:
+            return snapshot
+        by_name = {**snapshot.by_name, **newer}
+        states = [by_name[k] for k in sorted(by_name)]
+        return Snapshot(states, by_name, snapshot.read_at, snapshot.as_of, fresh=False)
+
+    def _remember(self, state: SwitchState, read_at: float, as_of: float) -> None:
+        with self._cache_lock:
+            known = self._cache.get(state.workflow)
+            if known is not None and known.state.version > state.version:
+                # racing commits report in any order: a slower thread's older state must
+                # not replace a newer one (measured: 12 racing writers, the cache kept
+                # version 11 of 12, and a read said an action was enabled that was not)
+                return
+            self._cache[state.workflow] = Known(state, read_at, as_of)
+            self._cache.move_to_end(state.workflow)
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
 
     def default_mode(self, workflow: str) -> Mode:
         wf = self.config.workflows.get(workflow)
@@ -112,11 +178,11 @@ class SwitchService:
         found = self.cached(workflow)
         if found is not None:
             return found
-        read_at, generation = time.monotonic(), self._generation
+        read_at, as_of, generation = time.monotonic(), self.clock(), self._generation
         with self.store.read() as conn:
             state = self._read(conn, workflow)
         if generation == self._generation:  # else a commit raced this read: don't cache it
-            self._cache[workflow] = (read_at, state)
+            self._remember(state, read_at, as_of)
         return state
 
     def all(self) -> list[SwitchState]:
@@ -124,7 +190,7 @@ class SwitchService:
         found_all = self.cached_all()
         if found_all is not None:
             return found_all
-        read_at, generation = time.monotonic(), self._generation
+        read_at, as_of, generation = time.monotonic(), self.clock(), self._generation
         with self.store.read() as conn:
             rows = conn.execute(select(t.switches).order_by(t.switches.c.workflow)).mappings()
             found = {r["workflow"]: SwitchState.from_row(r) for r in rows}
@@ -132,28 +198,16 @@ class SwitchService:
             found.setdefault(wf, self._default(wf))
         states = [found[k] for k in sorted(found)]
         if generation == self._generation:
-            self._all = (read_at, states)
+            self._all = Snapshot(states, found, read_at, as_of)
         return states
-
-    def with_actions(self) -> list[tuple[SwitchState, tuple[str, ...]]]:
-        """Every switch of ``all()`` and every workflow that has used an action, each with
-        the actions a flag reader may ask about (used or disabled; sorted).
-
-        A bulk flag reader (OFREP) sees only the keys listed; listing each used action
-        gives it the safe value in manual mode instead of its own default.
-        """
-        used = self.used_actions()
-        states = {s.workflow: s for s in self.all()}
-        for wf in used.keys() - states.keys():
-            states[wf] = self._default(wf)  # no row: all() lists every written switch
-        return [
-            (s, tuple(sorted(used.get(wf, set()) | set(s.disabled_actions))))
-            for wf, s in sorted(states.items())
-        ]
 
     def used_actions(self) -> dict[str, set[str]]:
         """The switchable actions each workflow's runs have named (from the rollups)."""
         return self._used.read(self.store, self.read_ttl)
+
+    def known_used_actions(self) -> dict[str, set[str]]:
+        """The used actions as last read (no I/O: for answers while the store is away)."""
+        return self._used.known()
 
     def audit(
         self,
@@ -389,8 +443,9 @@ class SwitchService:
     def _committed(self, result: ChangeResult) -> None:
         if result.changed:
             self._generation += 1
-            self._all = None
-            self._cache[result.after.workflow] = (time.monotonic(), result.after)
+            if self._all is not None:  # still the last known table, with this change over it
+                self._all = replace(self._all, fresh=False)
+            self._remember(result.after, time.monotonic(), self.clock())
         if self.metrics is not None and result.changed:
             a = result.after
             self.metrics.changed(a.workflow, result.source)
@@ -409,6 +464,10 @@ class SwitchService:
             .first()
         )
         return SwitchState.from_row(row) if row is not None else self._default(workflow)
+
+    def default_state(self, workflow: str) -> SwitchState:
+        """The state of a workflow with no switch row: its default mode, nothing disabled."""
+        return self._default(workflow)
 
     def _default(self, workflow: str) -> SwitchState:
         return SwitchState(workflow, self.default_mode(workflow))
@@ -456,6 +515,13 @@ class UsedActions:
         self._seen: dict[str, set[str]] = {}
         self._seq = 0
         self._read_at: float | None = None
+        # a copy replaced whole after each refresh: read without the lock, which a refresh
+        # stuck on a dead connection holds (the event loop must never wait for it)
+        self._published: dict[str, frozenset[str]] = {}
+
+    def known(self) -> dict[str, set[str]]:
+        """The pairs as of the last refresh; no I/O and no lock."""
+        return {wf: set(actions) for wf, actions in self._published.items()}
 
     def read(self, store: Store, ttl: float) -> dict[str, set[str]]:
         with self._lock:
@@ -482,3 +548,4 @@ class UsedActions:
                 if ACTION_PATTERN.match(action):
                     self._seen.setdefault(workflow, set()).add(action)
         self._seq, self._read_at = int(top), read_at
+        self._published = {wf: frozenset(a) for wf, a in self._seen.items()}

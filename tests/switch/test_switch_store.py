@@ -216,3 +216,17 @@ def test_gauges_are_loaded_from_persisted_state(store: Store) -> None:
     assert read("driftwarden_switch_mode", {"workflow": "wf", "mode": "review"}) == 1
     assert read("driftwarden_switch_mode", {"workflow": "wf", "mode": "auto"}) == 0
     assert read("driftwarden_action_disabled", {"workflow": "wf", "action": "crm_write"}) == 1
+
+
+def test_a_late_report_of_an_older_commit_does_not_roll_the_cached_state_back(
+    store: Store,
+) -> None:
+    """Racing commits report to the cache in any order (seen: 12 racing writers, the cache
+    kept version 11 and a read missed the action disabled by version 12)."""
+    svc = service(store)
+    older = svc.tighten("wf", disable=frozenset({"a"}), actor="d", source="alert:A", reason="r")
+    svc.tighten("wf", disable=frozenset({"b"}), actor="d", source="alert:A", reason="r")
+    svc._committed(older)  # the slower thread reports last
+    now = svc.get("wf")
+    assert now.version == 2
+    assert set(now.disabled_actions) == {"a", "b"}
