@@ -47,9 +47,16 @@ def status_reason(status: Status, found: list[dict[str, Any]]) -> str | None:
     or the silence behind a ``no_data`` warning; None otherwise."""
     if status is Status.UNKNOWN:
         charts = learning(found)
-        if charts:
-            slowest = min(charts, key=_progress)
-            return f"learning ({slowest['learned']}/{slowest['needed']})"
+        counted = [
+            c
+            for c in charts
+            if isinstance(c["learned"], int | float) and isinstance(c["needed"], int | float)
+        ]
+        if counted:
+            slowest = min(counted, key=_progress)
+            return f"learning ({slowest['learned']:g}/{slowest['needed']:g})"
+        if charts:  # a rule that learns without counting (e.g. cost per run): name it
+            return f"learning ({charts[0]['signal']}/{charts[0]['detector']})"
         reasons = [(f.get("evidence") or {}).get("reason") for f in found]
         return next((r for r in reasons if isinstance(r, str) and r), "no data")
     for f in found:

@@ -154,6 +154,15 @@ def test_status_reason_names_the_chart_furthest_from_a_verdict() -> None:
 
     found = [row("edited", 450, 500), row("groundedness", 20, 100), row("errors", 120, 500)]
     assert status_reason(Status.UNKNOWN, found) == "learning (20/100)"
+    # a rule that learns without counting (cost per run) is named, never "None/None"
+    uncounted = {
+        "signal": "cost_per_run",
+        "detector": "ratio",
+        "status": "unknown",
+        "evidence": {"reason": "learning baseline"},
+    }
+    assert status_reason(Status.UNKNOWN, [uncounted]) == "learning (cost_per_run/ratio)"
+    assert status_reason(Status.UNKNOWN, [uncounted, *found]) == "learning (20/100)"
     quiet = [
         {
             "signal": "edited",
