@@ -244,10 +244,10 @@ class SignalState:
         return obs_per_day(counts, now - first)
 
     def complete_days(self, now: float) -> list[tuple[float, float, float]]:
-        """Complete in-control days: not the current one, not those with an alarm, far off
-        the baseline or still waiting to join the day reference."""
+        """Complete in-control days: not the current one, not those with an alarm or still
+        waiting to join the day reference."""
         today = now - now % DAY
-        skip = set(self.alarm_days) | set(self.drift_days)
+        skip = set(self.alarm_days)
         if self.day_ref is not None:
             # days not yet past the day reference's lag: a ramp's early days must not
             # pass for day-to-day variation (measured: they doubled it, and the day chart
