@@ -437,7 +437,6 @@ def run_chart(
     keep_from = now - now % DAY - _KEEP_DAYS * DAY
     st.days = {d: v for d, v in st.days.items() if d >= keep_from}
     st.alarm_days = [d for d in st.alarm_days if d >= keep_from]
-    st.drift_days = [d for d in st.drift_days if d >= keep_from]
 
     if st.baseline is not None:
         run.ensure_charts()

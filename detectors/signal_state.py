@@ -153,7 +153,6 @@ class SignalState:
     rejected_version: str | None = None  # a new version found worse: watched vs the old one
     day_fed: int | None = None  # last complete day given to the day-level chart
     alarm_days: list[int] = field(default_factory=list)  # days in an episode (not for tau)
-    drift_days: list[int] = field(default_factory=list)  # days far off the baseline (not for tau)
     day_ref: DayRef | None = None  # the day chart's reference (learned baselines)
     base_totals: Totals | None = None  # what the learned baseline rests on
     base_days: int = 0  # distinct days the learned baseline rests on
@@ -180,7 +179,6 @@ class SignalState:
             "rejected_version": self.rejected_version,
             "day_fed": self.day_fed,
             "alarm_days": self.alarm_days,
-            "drift_days": self.drift_days,
             "day_ref": self.day_ref.to_list() if self.day_ref else None,
             "base_totals": self.base_totals.to_list() if self.base_totals else [],
             "base_days": self.base_days,
@@ -215,7 +213,6 @@ class SignalState:
             data.get("rejected_version"),
             data.get("day_fed"),
             [int(d) for d in data.get("alarm_days", [])],
-            [int(d) for d in data.get("drift_days", [])],
             DayRef.from_list(data["day_ref"]) if data.get("day_ref") else None,
             Totals.from_list(base_totals) if base_totals else None,
             int(data.get("base_days", 0)),
